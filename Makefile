@@ -1,0 +1,32 @@
+# Two commands: `make run` and `make test`. Both create .venv from requirements.txt when it is
+# missing or older than requirements.txt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+PORT ?= 8501
+
+.PHONY: run test bundled-data bundled-model benchmarks clean-venv
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: $(STAMP)
+	@bash scripts/ensure_chromium.sh
+	$(PY) -m pytest
+
+# Regenerate the bundled dataset and model (see README: "Bundled data and model").
+bundled-data: $(STAMP)
+	$(PY) -m core generate --name default --per-group 8 --include-bundled --seed 0
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

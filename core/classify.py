@@ -1,0 +1,182 @@
+"""Measured patterns -> ranked space groups and crystal systems with a saved model.
+
+The same code serves the CLI, the upload page and the comparison page, so their
+predictions agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core import registry
+from core.evaluation import crystal_system_probabilities
+from core.paths import BUNDLED_MODEL
+from core.preprocess import Preprocessed, Preprocessing, to_grid
+from core.readers import MeasuredPattern, PatternReadError, read_pattern
+from core.rendering import padded_arrays
+from core.symmetry import CRYSTAL_SYSTEMS, by_number
+
+# Below this top-1 probability a prediction is flagged as low confidence in the UI.
+LOW_CONFIDENCE = 0.25
+
+
+@dataclass
+class Prediction:
+    """The ranked answer for one input file.
+
+    Attributes:
+        file: the file as given.
+        space_groups: [(number, symbol, probability)], best first.
+        crystal_systems: [(name, probability)] for all 7, best first.
+        probabilities: (230,) space-group probabilities.
+        error: why the file could not be classified (then the lists are empty).
+        true_sg: ground truth when the input carries it.
+        preprocessed: the model input and what was done to get it (for plotting).
+    """
+
+    file: str
+    space_groups: list[tuple[int, str, float]] = field(default_factory=list)
+    crystal_systems: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    error: str | None = None
+    true_sg: int | None = None
+    pattern: MeasuredPattern | None = None
+    preprocessed: Preprocessed | None = None
+
+    @property
+    def low_confidence(self) -> bool:
+        return bool(self.space_groups) and self.space_groups[0][2] < LOW_CONFIDENCE
+
+    def to_json(self) -> dict:
+        """The CLI's JSON schema (one object per file)."""
+        return {
+            "file": self.file,
+            "space_group": [{"number": n, "symbol": s, "probability": round(p, 6)}
+                            for n, s, p in self.space_groups],
+            "crystal_system": [{"name": name, "probability": round(p, 6)}
+                               for name, p in self.crystal_systems],
+            "error": self.error,
+        }
+
+
+class Classifier:
+    """A loaded model plus what it needs to turn measured patterns into its inputs."""
+
+    def __init__(self, model, metadata: registry.ModelMetadata):
+        self.model = model
+        self.metadata = metadata
+        self.grid = metadata.two_theta_grid
+        self.default_preprocessing = Preprocessing.from_dict(metadata.preprocessing or {})
+
+    @classmethod
+    def load(cls, name: str | Path = BUNDLED_MODEL) -> "Classifier":
+        """Load a saved model by name or folder (Keras safe mode)."""
+        model, metadata = registry.load_model(name)
+        return cls(model, metadata)
+
+    def inputs(self, patterns: Sequence[MeasuredPattern], wavelength: float | None = None,
+               preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, list]:
+        """Model inputs for measured patterns; errors are returned per pattern, not raised."""
+        preprocessing = preprocessing or self.default_preprocessing
+        rows, details = [], []
+        for pattern in patterns:
+            try:
+                prepared = to_grid(pattern, self.grid, self.metadata.wavelength, wavelength,
+                                   preprocessing)
+            except PatternReadError as exc:
+                details.append(exc)
+                continue
+            if self.metadata.input_type == "padded":
+                rows.append(self._padded(pattern, prepared))
+            else:
+                rows.append(prepared.profile)
+            details.append(prepared)
+        width = self.metadata.input_length
+        return (np.stack(rows).astype(np.float32) if rows else np.zeros((0, width), np.float32)), details
+
+    def _padded(self, pattern: MeasuredPattern, prepared: Preprocessed) -> np.ndarray:
+        from core.preprocess import find_peaks
+
+        if pattern.kind in ("dif", "cif"):
+            positions, heights = pattern.two_theta, pattern.intensity
+        else:
+            positions = find_peaks(prepared.profile, self.grid)
+            heights = np.interp(positions, self.grid.angles, prepared.profile)
+        length = self.metadata.padded_length
+        if len(positions) > length:
+            keep = np.sort(np.argsort(heights)[-length:])
+            positions, heights = positions[keep], heights[keep]
+        if len(positions) == 0:
+            return np.zeros(2 * length, np.float32)
+        return padded_arrays([positions], [heights], length)[0][0]
+
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """(n, 230) space-group probabilities for ready model inputs."""
+        if len(inputs) == 0:
+            return np.zeros((0, 230), np.float32)
+        probabilities = self.model.predict_on_batch(inputs) if len(inputs) <= 256 else \
+            self.model.predict(inputs, batch_size=256, verbose=0)
+        return np.asarray(probabilities, dtype=np.float64)
+
+    def classify_patterns(self, patterns: Sequence[MeasuredPattern], names: Sequence[str] | None = None,
+                          top: int = 5, wavelength: float | None = None,
+                          preprocessing: Preprocessing | None = None) -> list[Prediction]:
+        """Rank space groups for already-read patterns."""
+        names = list(names) if names is not None else [p.name for p in patterns]
+        inputs, details = self.inputs(patterns, wavelength, preprocessing)
+        probabilities = self.predict_inputs(inputs)
+        predictions, row = [], 0
+        for name, pattern, detail in zip(names, patterns, details):
+            if isinstance(detail, Exception):
+                predictions.append(Prediction(file=name, error=str(detail), pattern=pattern))
+                continue
+            predictions.append(self._prediction(name, probabilities[row], top, pattern, detail))
+            row += 1
+        return predictions
+
+    def classify_files(self, files: Sequence[str | Path], top: int = 5,
+                       wavelength: float | None = None,
+                       preprocessing: Preprocessing | None = None) -> list[Prediction]:
+        """Read and classify files; unreadable ones get a :class:`Prediction` with an error."""
+        return self.classify_sources([(str(f), f) for f in files], top, wavelength, preprocessing)
+
+    def classify_sources(self, sources: Sequence[tuple[str, str | Path | bytes]], top: int = 5,
+                         wavelength: float | None = None,
+                         preprocessing: Preprocessing | None = None) -> list[Prediction]:
+        """Classify (name, path-or-bytes) pairs, in order; each failure is reported on its own."""
+        readable, results = [], {}
+        for index, (name, source) in enumerate(sources):
+            try:
+                pattern = read_pattern(source, name=Path(name).name if isinstance(source, bytes) else None)
+                readable.append((index, name, pattern))
+            except PatternReadError as exc:
+                results[index] = Prediction(file=name, error=_with_name(str(exc), name))
+        predictions = self.classify_patterns([p for _, _, p in readable],
+                                             [n for _, n, _ in readable], top, wavelength,
+                                             preprocessing)
+        for (index, _, _), prediction in zip(readable, predictions):
+            results[index] = prediction
+        return [results[i] for i in range(len(sources))]
+
+    def _prediction(self, name: str, probabilities: np.ndarray, top: int,
+                    pattern: MeasuredPattern, prepared: Preprocessed) -> Prediction:
+        classes = np.asarray(self.metadata.classes)
+        order = np.argsort(-probabilities, kind="stable")[:top]
+        systems = crystal_system_probabilities(probabilities[None, :])[0]
+        system_order = np.argsort(-systems, kind="stable")
+        return Prediction(
+            file=name,
+            space_groups=[(int(classes[i]), by_number(int(classes[i])).symbol,
+                           float(probabilities[i])) for i in order],
+            crystal_systems=[(CRYSTAL_SYSTEMS[i], float(systems[i])) for i in system_order],
+            probabilities=probabilities, true_sg=pattern.sg_number, pattern=pattern,
+            preprocessed=prepared,
+        )
+
+
+def _with_name(message: str, name: str) -> str:
+    return message if message.startswith(Path(name).name) or message.startswith(name) else f"{name}: {message}"

@@ -1,0 +1,260 @@
+"""Command line: ``python -m core {classify,generate,train,evaluate,models,datasets}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _progress_bar(description: str, total: int | None = None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="it", file=sys.stderr, dynamic_ncols=True)
+
+
+def cmd_classify(args) -> int:
+    from core.classify import Classifier
+    from core.preprocess import Preprocessing
+    from core.registry import ModelError
+
+    try:
+        classifier = Classifier.load(args.model)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    preprocessing = None
+    if args.background or args.smoothing:
+        preprocessing = Preprocessing(background=args.background or "none",
+                                      smoothing=args.smoothing or 0)
+    predictions = classifier.classify_files(args.files, top=args.top, wavelength=args.wavelength,
+                                            preprocessing=preprocessing)
+    for prediction in predictions:
+        if args.json:
+            print(json.dumps(prediction.to_json()))
+        elif prediction.error:
+            print(f"{prediction.file}: ERROR {prediction.error}")
+        else:
+            ranked = ", ".join(f"{n} {s} ({p:.2f})" for n, s, p in prediction.space_groups)
+            system, probability = prediction.crystal_systems[0]
+            print(f"{prediction.file}: {ranked} | {system} ({probability:.2f})")
+    return 1 if any(p.error for p in predictions) else 0
+
+
+def cmd_generate(args) -> int:
+    from core import dataset as store
+    from core.generation import (generate_from_structures, generate_synthetic,
+                                 space_groups_by_prior)
+    from core.structures import RandomCrystalSpec, bundled_structures, read_cif_folder
+
+    command = "python -m core generate " + " ".join(sys.argv[2:])
+    parts = []
+    if args.per_group or args.total:
+        if args.per_group:
+            groups = [n for n in (args.space_groups or range(1, 231)) for _ in range(args.per_group)]
+        else:
+            groups = space_groups_by_prior(args.total, seed=args.seed, minimum=args.minimum)
+        spec = RandomCrystalSpec(max_atoms=args.max_atoms)
+        bar = _progress_bar("crystals", len(groups))
+        chunk = args.chunk or len(groups)
+        for start in range(0, len(groups), chunk):
+            # Each chunk is saved as soon as it is done, so a long run can be interrupted.
+            offset = bar.n
+            report = generate_synthetic(groups[start:start + chunk],
+                                        seed=args.seed * 1000003 + start if args.chunk else args.seed,
+                                        spec=spec, processes=args.processes, scheduler=args.scheduler,
+                                        progress=lambda done, total: bar.update(offset + done - bar.n))
+            print(f"synthetic: {len(report.rows)} patterns, {len(report.failures)} failed, "
+                  f"{report.mismatched} detected in another space group than requested", file=sys.stderr)
+            if args.chunk:
+                store.append(args.name, report.rows) if (args.append or start) else \
+                    store.create(args.name, report.rows, command=command, seed=args.seed)
+            else:
+                parts.append(report.rows)
+        bar.close()
+        if args.chunk and not (args.include_bundled or args.cif_folder):
+            print(json.dumps(store.summarise(store.load(args.name)), indent=1))
+            return 0
+        args.append = args.append or bool(args.chunk)
+    batches = []
+    if args.include_bundled:
+        batches.append(("pymatgen", bundled_structures()))
+    if args.cif_folder:
+        batches.append(("cif", read_cif_folder(args.cif_folder)))
+    for source, batch in batches:
+        for name, reason in batch.failures:
+            print(f"skipped {name}: {reason}", file=sys.stderr)
+        report = generate_from_structures(batch.structures, [f"{source}-{n}" for n in batch.names],
+                                          source, processes=args.processes, scheduler=args.scheduler)
+        parts.append(report.rows)
+    if not parts:
+        print("error: nothing to generate (give --per-group, --total, --include-bundled or --cif-folder)",
+              file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    rows = pd.concat(parts, ignore_index=True)
+    if args.append:
+        dataset = store.append(args.name, rows)
+    else:
+        dataset = store.create(args.name, rows, command=command, seed=args.seed)
+    print(json.dumps(store.summarise(dataset), indent=1))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from core import dataset as store
+    from core.augmentation import Augmentation
+    from core.grid import TwoThetaGrid
+    from core.training import TrainingConfig, train
+
+    dataset = store.load(args.dataset)
+    config = TrainingConfig(
+        name=args.name, kind=args.model, input_type=args.input,
+        grid=TwoThetaGrid(args.two_theta_min, args.two_theta_max, args.step),
+        epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, class_weighting=args.class_weighting,
+        augmentation=Augmentation(strength=args.augmentation), seed=args.seed,
+        group_by_formula=args.group_by_formula, early_stopping_patience=args.patience)
+    bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
+
+    def report(event: dict) -> None:
+        if event["type"] == "batch":
+            bar.total = event["batches"]
+            bar.set_description(f"{args.model} epoch {event['epoch'] + 1}/{event['epochs']}")
+            bar.n = event["batch"]
+            bar.set_postfix(loss=f"{event['logs'].get('loss', 0):.3f}",
+                            acc=f"{event['logs'].get('accuracy', 0):.3f}", lr=f"{event['lr']:.1e}")
+            bar.refresh()
+        else:
+            logs = event["logs"]
+            bar.write(f"epoch {event['epoch']}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+
+    stop = threading.Event()
+    try:
+        result = train(dataset, config, progress=report, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    finally:
+        bar.close()
+    print(json.dumps(result.metadata.metrics, indent=1))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from core import dataset as store
+    from core.classify import Classifier
+    from core.evalsets import dataset_test_set, evaluate_model, labelled_folder, simulated_cif_folder
+
+    classifier = Classifier.load(args.model)
+    if args.dataset:
+        labelled = dataset_test_set(store.load(args.dataset))
+    elif args.cif_folder:
+        labelled = simulated_cif_folder(args.cif_folder)
+    else:
+        labelled = labelled_folder(args.folder)
+    result = evaluate_model(classifier, labelled)
+    print(json.dumps({"model": result.model, "set": result.set_name, "seconds": round(result.seconds, 2),
+                      **result.metrics.to_dict()}, indent=1))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from core.registry import list_models
+
+    for meta in list_models():
+        top1 = meta.metrics.get("top1")
+        print(f"{meta.name:24s} {meta.kind:14s} {meta.status:8s} "
+              f"{'' if top1 is None else f'test top-1 {top1:.3f}'}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from core import dataset as store
+
+    for name in store.list_datasets():
+        summary = store.summarise(store.load(name))
+        print(f"{name:24s} {summary['patterns']:7d} patterns {summary['space_groups']:4d} groups")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="xrd-classify command line")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("classify", help="rank space groups for measured pattern files")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--model", default="default")
+    c.add_argument("--top", type=int, default=5)
+    c.add_argument("--json", action="store_true", help="one JSON object per file, per line")
+    c.add_argument("--wavelength", type=float, default=None, help="Å (default: file's or Cu Kα)")
+    c.add_argument("--background", choices=("none", "snip", "arpls", "modpoly"), default=None)
+    c.add_argument("--smoothing", type=int, default=0)
+    c.set_defaults(func=cmd_classify)
+
+    g = sub.add_parser("generate", help="make or grow a dataset")
+    g.add_argument("--name", required=True)
+    g.add_argument("--per-group", type=int, default=0, help="random crystals per space group")
+    g.add_argument("--space-groups", type=int, nargs="*", help="only these groups (with --per-group)")
+    g.add_argument("--total", type=int, default=0, help="crystals drawn by the real-world group prior")
+    g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
+    g.add_argument("--max-atoms", type=int, default=72)
+    g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")
+    g.add_argument("--cif-folder", help="add every CIF of this folder")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--processes", type=int, default=None)
+    g.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local'")
+    g.add_argument("--append", action="store_true")
+    g.add_argument("--chunk", type=int, default=0, help="save after every CHUNK crystals")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a model and save it under models/")
+    t.add_argument("--name", required=True)
+    t.add_argument("--dataset", default="default")
+    t.add_argument("--model", default="resnet1d", choices=("baseline_ann", "optimised_ann", "report_cnn", "resnet1d"))
+    t.add_argument("--input", default="grid", choices=("grid", "padded"))
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--steps", type=int, default=None, help="batches per epoch")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--class-weighting", default="sqrt", choices=("none", "balanced", "sqrt"))
+    t.add_argument("--augmentation", type=float, default=1.0, help="strength, 0 = off")
+    t.add_argument("--two-theta-min", type=float, default=5.0)
+    t.add_argument("--two-theta-max", type=float, default=90.0)
+    t.add_argument("--step", type=float, default=0.04)
+    t.add_argument("--patience", type=int, default=8)
+    t.add_argument("--group-by-formula", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a model on a labelled set")
+    e.add_argument("--model", default="default")
+    where = e.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dataset", help="a dataset's test split")
+    where.add_argument("--folder", help="measured patterns with labels.csv or DIF files")
+    where.add_argument("--cif-folder", help="CIFs with labels.csv, simulated realistically")
+    e.set_defaults(func=cmd_evaluate)
+
+    sub.add_parser("models", help="list saved models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list datasets").set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    args = parser().parse_args(argv)
+    from core.dataset import DatasetError
+    from core.registry import ModelError
+
+    try:
+        return args.func(args)
+    except (DatasetError, ModelError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

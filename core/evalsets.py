@@ -1,0 +1,172 @@
+"""Labelled evaluation sets and model evaluation on them.
+
+Three kinds of set:
+
+* a dataset's test split (simulated sticks, augmented once with a fixed seed);
+* a folder of measured patterns with labels: a ``labels.csv`` naming pattern files and
+  space-group numbers (RRUFF-style, as in ``shared/data/rruff_dev``), or RRUFF XY + DIF pairs;
+* a folder of CIFs with a ``labels.csv``: structures simulated with realistic perturbations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.augmentation import Augmentation
+from core.classify import Classifier
+from core.dataset import Dataset, split
+from core.evaluation import Metrics, evaluate
+from core.readers import MeasuredPattern, PatternReadError, read_dif, read_pattern
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class LabelledSet:
+    """Patterns with known space groups.
+
+    ``patterns`` are measured-like patterns; ``sticks`` (a dataset and row indices) are
+    simulated peak lists rendered by each model in its own input representation.
+    """
+
+    name: str
+    patterns: list[MeasuredPattern] = field(default_factory=list)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    dataset: Dataset | None = None
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def labelled_folder(folder: str | Path, name: str | None = None) -> LabelledSet:
+    """Measured patterns of a folder with their labels.
+
+    Uses ``labels.csv`` (columns ``pattern_file`` or ``file``, and ``sg_number``) when present;
+    otherwise pairs each pattern with a DIF of the same RRUFF id (``R050031.txt`` +
+    ``R050031_CIF.txt`` / ``.dif``).
+    """
+    folder = Path(folder)
+    result = LabelledSet(name=name or folder.name)
+    pairs: list[tuple[Path, int]] = []
+    labels_file = folder / "labels.csv"
+    if labels_file.exists():
+        table = pd.read_csv(labels_file)
+        column = "pattern_file" if "pattern_file" in table else "file"
+        pairs = [(folder / str(f), int(n)) for f, n in zip(table[column], table["sg_number"])]
+    else:
+        for dif in sorted(list(folder.glob("*_CIF.txt")) + list(folder.glob("*.dif"))):
+            stem = dif.name.split("_CIF")[0].removesuffix(".dif")
+            partners = [p for p in folder.glob(f"{stem}*") if p != dif and p.suffix.lower()
+                        in (".txt", ".xy", ".csv", ".dat", ".xye")]
+            if not partners:
+                continue
+            try:
+                pairs.append((partners[0], read_dif(dif).sg_number))
+            except PatternReadError as exc:
+                result.skipped.append((dif.name, str(exc)))
+    labels = []
+    for path, number in pairs:
+        try:
+            result.patterns.append(read_pattern(path))
+            labels.append(number)
+        except PatternReadError as exc:
+            result.skipped.append((path.name, str(exc)))
+    result.labels = np.asarray(labels, dtype=np.int64)
+    return result
+
+
+def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int = 0,
+                         augmentation: Augmentation = Augmentation(),
+                         progress: ProgressCallback | None = None) -> LabelledSet:
+    """CIFs listed in ``labels.csv`` (``file``, ``sg_number``), simulated and perturbed as
+    measured patterns would be, with a fixed seed."""
+    from core.augmentation import augment_profiles
+    from core.grid import DEFAULT_GRID
+    from core.simulation import simulate
+    from core.structures import StructureReadError, read_cif
+    from core.symmetry import CRYSTAL_SYSTEMS, by_number
+    from core.training import stick_batch
+    from core.dataset import rows_from_peaklists
+
+    folder = Path(folder)
+    table = pd.read_csv(folder / "labels.csv")
+    result = LabelledSet(name=name or folder.name)
+    peaks, ids, labels = [], [], []
+    for index, (file, number) in enumerate(zip(table["file"], table["sg_number"])):
+        try:
+            peaks.append(simulate(read_cif(folder / file)))
+            ids.append(str(file))
+            labels.append(int(number))
+        except (StructureReadError, Exception) as exc:  # noqa: BLE001 - one bad CIF is skipped
+            result.skipped.append((str(file), str(exc)))
+        if progress:
+            progress(index + 1, len(table))
+    rows = rows_from_peaklists(peaks, ids, "cif")
+    # The label is the file's own, not spglib's re-detection.
+    rows["sg_number"] = labels
+    rows["crystal_system"] = [by_number(n).crystal_system for n in labels]
+    dataset = Dataset(name=result.name, table=rows, meta={})
+    sticks = stick_batch(dataset, np.arange(len(rows)))
+    # Lattice constraints follow the structure's own conventional cell (spglib's system).
+    sticks.system = np.array([CRYSTAL_SYSTEMS.index(by_number(p.sg_number).crystal_system)
+                              for p in peaks], dtype=np.int64)
+    profiles = augment_profiles(sticks, DEFAULT_GRID, augmentation, np.random.default_rng(seed))
+    for pid, profile in zip(ids, profiles):
+        result.patterns.append(MeasuredPattern(
+            name=pid, two_theta=DEFAULT_GRID.angles.astype(np.float64),
+            intensity=profile.astype(np.float64) + 1e-6, wavelength=None, sg_number=None,
+            metadata={}, kind="simulated"))
+    result.labels = np.asarray(labels, dtype=np.int64)
+    return result
+
+
+def dataset_test_set(dataset: Dataset, validation: float = 0.1, test: float = 0.1,
+                     seed: int = 0) -> LabelledSet:
+    """The test split of a dataset (the same split training uses with these fractions)."""
+    rows = split(dataset, validation, test, seed).test
+    return LabelledSet(name=f"{dataset.name} test split", labels=dataset.labels[rows],
+                       dataset=dataset, rows=rows)
+
+
+@dataclass
+class ModelEvaluation:
+    """A model's predictions on a labelled set."""
+
+    model: str
+    set_name: str
+    labels: np.ndarray
+    probabilities: np.ndarray
+    metrics: Metrics
+    seconds: float
+
+
+def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvaluation:
+    """Predict every pattern of ``labelled`` and compute metrics with baselines."""
+    started = time.perf_counter()
+    labels = labelled.labels
+    if labelled.dataset is not None:
+        from core.training import TrainingConfig, fixed_inputs
+
+        meta = classifier.metadata
+        config = TrainingConfig(name="evaluation", input_type=meta.input_type,
+                                grid=meta.two_theta_grid, padded_length=meta.padded_length,
+                                augmentation=Augmentation.from_dict(meta.augmentation or {}))
+        inputs, labels = fixed_inputs(labelled.dataset, labelled.rows, config, seed=2)
+        probabilities = classifier.predict_inputs(inputs)
+    else:
+        predictions = classifier.classify_patterns(labelled.patterns)
+        keep = np.array([p.error is None for p in predictions], dtype=bool)
+        labels = labels[keep]
+        probabilities = np.array([p.probabilities for p in predictions if p.error is None])
+    seconds = time.perf_counter() - started
+    return ModelEvaluation(model=classifier.metadata.name, set_name=labelled.name,
+                           labels=labels, probabilities=probabilities,
+                           metrics=evaluate(labels, probabilities), seconds=seconds)

@@ -1,0 +1,122 @@
+"""Model architectures. Each reads top to bottom; training choices live elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers, regularizers
+
+N_CLASSES = 230
+
+
+def build_baseline_ann(input_length: int, n_classes: int = N_CLASSES,
+                       units: int = 256, depth: int = 2) -> keras.Model:
+    """The report's baseline: a plain dense network with ReLU."""
+    inputs = keras.Input((input_length,), name="pattern")
+    x = inputs
+    for _ in range(depth):
+        x = layers.Dense(units, activation="relu")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="space_group")(x)
+    return keras.Model(inputs, outputs, name="baseline_ann")
+
+
+def build_optimised_ann(input_length: int, n_classes: int = N_CLASSES, units: int = 512,
+                        depth: int = 3, l1: float = 1e-6, l2: float = 1e-5,
+                        dropout: float = 0.2) -> keras.Model:
+    """The report's improved ANN: batch normalisation, LeakyReLU and L1/L2 regularisation
+    (one-hot targets and ReduceLROnPlateau come from the trainer)."""
+    inputs = keras.Input((input_length,), name="pattern")
+    x = inputs
+    for _ in range(depth):
+        x = layers.Dense(units, kernel_regularizer=regularizers.L1L2(l1=l1, l2=l2))(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU(negative_slope=0.1)(x)
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="space_group")(x)
+    return keras.Model(inputs, outputs, name="optimised_ann")
+
+
+def build_report_cnn(input_length: int, n_classes: int = N_CLASSES, filters: int = 32,
+                     dense_units: int = 256) -> keras.Model:
+    """The report's CNN: three convolution + max-pooling stages and a dense head."""
+    inputs = keras.Input((input_length,), name="pattern")
+    x = layers.Reshape((input_length, 1))(inputs)
+    for scale in (1, 2, 4):
+        x = layers.Conv1D(filters * scale, 5, padding="same", activation="relu")(x)
+        x = layers.MaxPooling1D(3)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="space_group")(x)
+    return keras.Model(inputs, outputs, name="report_cnn")
+
+
+def _residual_block(x, filters: int, kernel: int, stride: int):
+    shortcut = x
+    y = layers.Conv1D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.Activation("relu")(y)
+    y = layers.Conv1D(filters, kernel, padding="same", use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv1D(filters, 1, strides=stride, use_bias=False)(shortcut)
+        shortcut = layers.BatchNormalization()(shortcut)
+    return layers.Activation("relu")(layers.Add()([y, shortcut]))
+
+
+def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 32,
+                   stages: tuple[int, ...] = (1, 2, 3, 4, 6), kernel: int = 5,
+                   dense_units: int = 512, dropout: float = 0.3) -> keras.Model:
+    """A residual 1D CNN sized for CPU training.
+
+    A strided, pooled stem (a quarter of the grid's length), then one residual block per
+    stage, each halving the length and widening
+    by ``stages[i] * width`` filters; the final feature map is flattened (absolute peak
+    positions carry the cell, so it is not globally pooled) into a dense head.
+    """
+    inputs = keras.Input((input_length,), name="pattern")
+    x = layers.Reshape((input_length, 1))(inputs)
+    x = layers.Conv1D(width, 9, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.MaxPooling1D(2)(x)
+    for multiplier in stages:
+        x = _residual_block(x, width * multiplier, kernel, stride=2)
+    x = layers.Conv1D(width * 2, 1, activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="space_group")(x)
+    return keras.Model(inputs, outputs, name="resnet1d")
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A model family the app offers."""
+
+    key: str
+    label: str
+    builder: Callable[..., keras.Model]
+    description: str
+
+
+BUILDERS: dict[str, ModelKind] = {kind.key: kind for kind in (
+    ModelKind("baseline_ann", "Baseline ANN (report)", build_baseline_ann,
+              "Two dense ReLU layers, as in the original report's first model."),
+    ModelKind("optimised_ann", "Optimised ANN (report)", build_optimised_ann,
+              "Batch norm, LeakyReLU, L1/L2 and dropout: the report's second model."),
+    ModelKind("report_cnn", "CNN (report)", build_report_cnn,
+              "Three convolution/pooling stages and a dense head: the report's best model."),
+    ModelKind("resnet1d", "Residual 1D CNN", build_resnet1d,
+              "Strided residual blocks and a dense head; the project's default architecture."),
+)}
+
+
+def build(kind: str, input_length: int, n_classes: int = N_CLASSES, **hyperparameters) -> keras.Model:
+    """Build a model of ``kind`` (a key of :data:`BUILDERS`)."""
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[kind].builder(input_length, n_classes, **hyperparameters)

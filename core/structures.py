@@ -1,0 +1,218 @@
+"""Crystal structures in: CIF files and folders, pymatgen's bundled structures, and random
+symmetric crystals from pyxtal.
+
+The random crystals aim at the chemistry and cell sizes of real inorganic solids rather than
+at toy cells: mostly oxides and other anion-centred compounds, two to four species, several
+independent sites on general positions where the group allows it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+logger = logging.getLogger(__name__)
+
+# Anions and their relative frequency in inorganic crystal databases (rounded, per structure).
+ANIONS: dict[str, float] = {"O": 0.62, "S": 0.09, "F": 0.07, "Cl": 0.05, "Se": 0.03,
+                            "N": 0.03, "P": 0.03, "As": 0.02, "Br": 0.02, "Te": 0.02,
+                            "I": 0.01, "C": 0.01}
+# Cations weighted roughly by how often they occur in minerals and inorganic structures.
+CATIONS: dict[str, float] = {
+    "Si": 8, "Al": 6, "Fe": 6, "Mg": 5, "Ca": 6, "Na": 5, "K": 4, "Mn": 3, "Ti": 3, "Cu": 4,
+    "Zn": 3, "Pb": 3, "Ba": 3, "Sr": 2, "Li": 3, "B": 3, "Ni": 2, "Co": 2, "Cr": 2, "V": 2,
+    "Zr": 1.5, "Y": 1, "La": 1.5, "Ce": 1, "Nd": 1, "Bi": 2, "Sb": 1.5, "Sn": 1.5, "Ag": 1.5,
+    "Hg": 1, "Cd": 1, "Mo": 1.5, "W": 1.5, "Nb": 1, "Ta": 0.5, "U": 1, "Be": 1, "Ga": 1,
+    "Ge": 1, "In": 0.5, "Rb": 0.5, "Cs": 1, "Tl": 0.5, "Sc": 0.5, "H": 0,
+}
+
+
+class StructureReadError(ValueError):
+    """A structure file that could not be read; the message names the file and the reason."""
+
+
+def read_cif(source: str | Path | bytes, name: str | None = None) -> Structure:
+    """Read the first structure of a CIF.
+
+    Args:
+        source: a path, or the file's bytes.
+        name: how to name the file in errors (defaults to the path).
+
+    Raises:
+        StructureReadError: unreadable, empty or not a CIF with a structure.
+    """
+    from pymatgen.io.cif import CifParser
+
+    label = name or (str(source) if not isinstance(source, bytes) else "<upload>")
+    try:
+        text = source.decode("utf-8", errors="strict") if isinstance(source, bytes) \
+            else Path(source).read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StructureReadError(f"{label}: cannot read as a text CIF ({exc.__class__.__name__})") from exc
+    if not text.strip():
+        raise StructureReadError(f"{label}: the file is empty")
+    if "_cell_length_a" not in text and "_atom_site" not in text:
+        raise StructureReadError(f"{label}: not a CIF (no cell or atom-site data)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structures = CifParser(io.StringIO(text)).parse_structures(primitive=False)
+    except Exception as exc:  # pymatgen raises many types for malformed CIFs
+        raise StructureReadError(f"{label}: invalid CIF ({exc})") from exc
+    if not structures:
+        raise StructureReadError(f"{label}: the CIF contains no complete structure")
+    return structures[0]
+
+
+@dataclass
+class StructureBatch:
+    """Structures with names, plus the inputs that failed and why."""
+
+    structures: list[Structure] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_cif_folder(folder: str | Path, pattern: str = "*.cif") -> StructureBatch:
+    """Read every CIF in ``folder``; unreadable ones are listed in ``failures``, not raised."""
+    batch = StructureBatch()
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            batch.structures.append(read_cif(path))
+            batch.names.append(path.name)
+        except StructureReadError as exc:
+            batch.failures.append((path.name, str(exc)))
+    return batch
+
+
+def bundled_structures() -> StructureBatch:
+    """The structures pymatgen ships as JSON files (a few dozen common compounds)."""
+    import pymatgen.util
+
+    batch = StructureBatch()
+    folder = Path(pymatgen.util.__file__).parent / "structures"
+    for path in sorted(folder.glob("*.json")):
+        if "Interface" in path.stem:  # a slab, not a bulk crystal
+            continue
+        try:
+            batch.structures.append(Structure.from_file(path))
+            batch.names.append(path.stem)
+        except Exception as exc:  # a file of the installed pymatgen we cannot parse
+            batch.failures.append((path.name, str(exc)))
+    return batch
+
+
+@dataclass(frozen=True)
+class RandomCrystalSpec:
+    """What a random crystal may look like.
+
+    Attributes:
+        max_atoms: most atoms in the conventional cell.
+        anions: element -> weight for the anion (dropped when ``cations_only``).
+        cations: element -> weight for the other species.
+        volume_factor: pyxtal's packing factor (1.0 is about the sum of atomic volumes).
+    """
+
+    max_atoms: int = 72
+    anions: dict[str, float] = field(default_factory=lambda: dict(ANIONS))
+    cations: dict[str, float] = field(default_factory=lambda: dict(CATIONS))
+    volume_factor: float = 1.1
+
+
+def _pick(rng: np.random.Generator, weights: dict[str, float], k: int, exclude=()) -> list[str]:
+    names = [e for e, w in weights.items() if w > 0 and e not in exclude]
+    p = np.array([weights[e] for e in names], dtype=float)
+    k = min(k, len(names))
+    return [str(e) for e in rng.choice(names, size=k, replace=False, p=p / p.sum())]
+
+
+def _site_counts(group, n_species: int, max_atoms: int, rng: np.random.Generator) -> list[int] | None:
+    """Atoms per species, each a sum of Wyckoff multiplicities, general positions preferred."""
+    multiplicities = [w.multiplicity for w in group.Wyckoff_positions]
+    general = multiplicities[0]
+    counts = []
+    budget = max_atoms
+    for i in range(n_species):
+        # The anion (listed last) takes more sites, as in real compounds.
+        n_orbits = int(rng.integers(1, 4 if i == n_species - 1 else 3))
+        count = 0
+        for _ in range(n_orbits):
+            options = [m for m in multiplicities if m <= budget - count - (n_species - i - 1)]
+            if not options:
+                break
+            weights = np.array([3.0 if m == general else 1.0 for m in options])
+            count += int(rng.choice(options, p=weights / weights.sum()))
+        if count == 0:
+            return None
+        counts.append(count)
+        budget -= count
+    return counts
+
+
+def random_crystal(space_group: int, rng: np.random.Generator,
+                   spec: RandomCrystalSpec = RandomCrystalSpec(), attempts: int = 6) -> Structure:
+    """One random crystal with space-group symmetry ``space_group`` (pyxtal).
+
+    Raises:
+        RuntimeError: no valid crystal was found in ``attempts`` tries.
+    """
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+
+    group = Group(int(space_group))
+    last_error = "no compatible composition"
+    for _ in range(attempts):
+        n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
+        counts = _site_counts(group, n_species, spec.max_atoms, rng)
+        if counts is None or not group.check_compatible(counts)[0]:
+            continue
+        if n_species == 1:
+            species = _pick(rng, spec.cations, 1)
+        else:
+            anion = _pick(rng, spec.anions, 1)
+            species = _pick(rng, spec.cations, n_species - 1, exclude=anion) + anion
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(3, int(space_group), species, counts,
+                                    factor=spec.volume_factor,
+                                    random_state=int(rng.integers(2**31)))
+        except Exception as exc:  # pyxtal signals impossible placements with assorted errors
+            last_error = str(exc)
+            continue
+        if crystal.valid:
+            return crystal.to_pymatgen()
+    raise RuntimeError(f"space group {space_group}: {last_error}")
+
+
+def random_crystals(space_groups: Iterable[int], seed: int = 0,
+                    spec: RandomCrystalSpec = RandomCrystalSpec()) -> StructureBatch:
+    """Random crystals, one per entry of ``space_groups``; failures are skipped and counted.
+
+    The same ``seed`` and ``space_groups`` give the same crystals.
+    """
+    batch = StructureBatch()
+    for index, number in enumerate(space_groups):
+        rng = np.random.default_rng([seed, index, int(number)])
+        try:
+            batch.structures.append(random_crystal(int(number), rng, spec))
+            batch.names.append(f"random-sg{int(number)}-{seed}-{index}")
+        except RuntimeError as exc:
+            batch.failures.append((f"sg{int(number)}", str(exc)))
+    return batch
+
+
+def space_groups_of_systems(systems: Sequence[str]) -> list[int]:
+    """All space-group numbers of the given crystal systems."""
+    from core.symmetry import space_groups
+
+    wanted = set(systems)
+    return [g.number for g in space_groups() if g.crystal_system in wanted]

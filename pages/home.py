@@ -1,0 +1,49 @@
+"""Home: what the app does, and the bundled model's card."""
+
+import pandas as pd
+import streamlit as st
+
+from core.paths import BUNDLED_MODEL
+from core.registry import ModelError, read_metadata, model_path
+from ui.cards import external_results, metrics_table, training_summary
+
+st.title("xrd-classify")
+st.markdown(
+    "Which **space group** (and crystal system) does a powder X-ray diffraction pattern "
+    "belong to? This app trains neural networks on simulated patterns and applies them to "
+    "measured ones.\n\n"
+    "- **Datasets** — browse what the models learn from; build datasets from random "
+    "crystals, CIF files or the Materials Project.\n"
+    "- **Training** — train the original report's models or the residual CNN, with live curves.\n"
+    "- **Compare models** — metrics beside baselines, confusion matrices, per-class reports.\n"
+    "- **Classify patterns** — upload RRUFF, `.xy`, `.csv`, `.xrdml`, DIF or CIF files and get "
+    "ranked space groups."
+)
+
+st.header("Bundled model")
+try:
+    meta = read_metadata(model_path(BUNDLED_MODEL))
+except ModelError as exc:
+    st.error(f"The bundled model cannot be read: {exc}")
+    st.stop()
+
+if meta.description:
+    st.write(meta.description)
+facts = training_summary(meta)
+st.table(pd.DataFrame({"value": list(facts.values())}, index=list(facts.keys())))
+
+st.subheader("Held-out synthetic test split")
+st.caption("Percent. Baselines: always predicting the most common class, and guessing with the "
+           "test set's own class frequencies.")
+table = metrics_table(meta.metrics)
+if table.empty:
+    st.info("This model has no test-split metrics.")
+else:
+    st.dataframe(table, width="stretch")
+
+external = external_results(meta.name)
+for set_name, metrics in external.items():
+    st.subheader(set_name)
+    st.dataframe(metrics_table(metrics), width="stretch")
+if not external:
+    st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

@@ -1,0 +1,61 @@
+"""Model cards: what a model was trained on and how well it does, beside baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from core.paths import PROJECT_ROOT
+from core.registry import ModelMetadata
+
+ACCURACY_RESULTS = PROJECT_ROOT / "benchmarks" / "accuracy.json"
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """Model metrics beside the majority-class and class-frequency baselines (percent)."""
+    if not metrics:
+        return pd.DataFrame()
+    rows = [
+        ("Space group top-1", metrics["top1"], metrics["majority_top1"], metrics["frequency_top1"]),
+        ("Space group top-5", metrics["top5"], metrics["majority_top5"], None),
+        ("Space group balanced accuracy", metrics["balanced_accuracy"], 1 / 230, None),
+        ("Space group macro-F1", metrics["macro_f1"], None, None),
+        ("Crystal system accuracy", metrics["system_accuracy"], metrics["majority_system"],
+         metrics["frequency_system"]),
+    ]
+    table = pd.DataFrame(rows, columns=["metric", "model", "majority class", "class frequency"])
+    for column in ("model", "majority class", "class frequency"):
+        table[column] = table[column].map(lambda v: None if v is None else round(100 * v, 1))
+    return table.set_index("metric")
+
+
+def external_results(model_name: str, path: Path = ACCURACY_RESULTS) -> dict[str, dict]:
+    """Metrics of ``model_name`` on the real evaluation sets, as written by
+    ``benchmarks/accuracy.py`` (empty when the benchmark has not been run)."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {entry["set"]: entry["metrics"] for entry in results.get("results", [])
+            if entry.get("model") == model_name}
+
+
+def training_summary(meta: ModelMetadata) -> dict[str, str]:
+    """Short facts for a model card."""
+    grid = meta.two_theta_grid
+    data = meta.dataset or {}
+    hp = meta.hyperparameters or {}
+    return {
+        "Architecture": meta.kind,
+        "Input": (f"profile on 2θ {grid.start:g}–{grid.stop:g}° step {grid.step:g}° ({grid.size} points)"
+                  if meta.input_type == "grid" else f"padded stick arrays ({meta.padded_length} peaks)"),
+        "Training data": f"{data.get('name', '?')}: {data.get('train', '?')} train / "
+                         f"{data.get('validation', '?')} validation / {data.get('test', '?')} test patterns",
+        "Augmentation": f"strength {meta.augmentation.get('strength', 0):g}" if meta.augmentation else "none",
+        "Epochs": str(hp.get("epochs", "?")) + (f" × {hp['steps_per_epoch']} batches" if hp.get("steps_per_epoch") else ""),
+        "Training time": f"{meta.training_seconds / 60:.1f} min",
+        "Created": meta.created,
+        "Status": meta.status,
+    }
