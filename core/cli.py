@@ -60,6 +60,8 @@ def cmd_generate(args) -> int:
             groups = [n for n in (args.space_groups or range(1, 231)) for _ in range(args.per_group)]
         else:
             groups = space_groups_by_prior(args.total, seed=args.seed, minimum=args.minimum)
+        if args.limit:
+            groups = groups[:args.limit]
         spec = RandomCrystalSpec(max_atoms=args.max_atoms)
         bar = _progress_bar("crystals", len(groups))
         chunk = args.chunk or len(groups)
@@ -121,7 +123,9 @@ def cmd_train(args) -> int:
         epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, class_weighting=args.class_weighting,
         augmentation=Augmentation(strength=args.augmentation), seed=args.seed,
-        group_by_formula=args.group_by_formula, early_stopping_patience=args.patience)
+        group_by_formula=args.group_by_formula, early_stopping_patience=args.patience,
+        hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
+        time_limit_minutes=args.time_limit)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     def report(event: dict) -> None:
@@ -138,7 +142,7 @@ def cmd_train(args) -> int:
 
     stop = threading.Event()
     try:
-        result = train(dataset, config, progress=report, stop=stop)
+        result = train(dataset, config, progress=report, stop=stop, description=args.description)
     except KeyboardInterrupt:
         stop.set()
         return 130
@@ -213,6 +217,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local'")
     g.add_argument("--append", action="store_true")
     g.add_argument("--chunk", type=int, default=0, help="save after every CHUNK crystals")
+    g.add_argument("--limit", type=int, default=0,
+                   help="make only the first LIMIT crystals of the planned draw")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a model and save it under models/")
@@ -232,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=8)
     t.add_argument("--group-by-formula", action="store_true")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hyperparameters", default="", help='builder settings as JSON, e.g. \'{"width": 16}\'')
+    t.add_argument("--description", default="", help="text for the model card")
+    t.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch past it")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a labelled set")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -65,13 +66,42 @@ class GenerationReport:
         return int((known["requested_sg"] != known["sg_number"]).sum())
 
 
+# pyxtal occasionally spends minutes placing atoms for a crowded cell; such a crystal is
+# abandoned (and counted as a failure) rather than holding up a whole run.
+CRYSTAL_TIME_LIMIT_S = 20.0
+
+
+class _TimeLimit:
+    """Raise TimeoutError in the block after ``seconds`` (main thread of a process only;
+    elsewhere, such as in Dask worker threads, the block runs unlimited)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.armed = threading.current_thread() is threading.main_thread()
+
+    def _expire(self, signum, frame):
+        raise TimeoutError(f"gave up after {self.seconds:g} s")
+
+    def __enter__(self):
+        if self.armed:
+            self.previous = signal.signal(signal.SIGALRM, self._expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc):
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
 def _synthetic_job(args) -> tuple[str, int, PeakList | str]:
     number, seed, index, spec, wavelength = args
     rng = np.random.default_rng([seed, index, number])
     try:
-        structure = random_crystal(number, rng, spec)
-        return f"syn-{seed}-{index}-sg{number}", number, simulate(structure, wavelength)
-    except Exception as exc:  # a failed crystal is counted, never fatal
+        with _TimeLimit(CRYSTAL_TIME_LIMIT_S):
+            structure = random_crystal(number, rng, spec)
+            return f"syn-{seed}-{index}-sg{number}", number, simulate(structure, wavelength)
+    except Exception as exc:  # a failed or abandoned crystal is counted, never fatal
         return f"syn-{seed}-{index}-sg{number}", number, f"{exc.__class__.__name__}: {exc}"
 
 

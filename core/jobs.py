@@ -6,10 +6,15 @@ saved run's metadata. The interface only reads these records (polling them), so 
 the training thread ever talks to a user interface, and a page that is closed or reloaded
 can reattach to the job by name. By default one job runs at a time; starting another while
 one runs raises :class:`JobBusyError`.
+
+While a job trains, ``keras.backend.clear_session()`` called from any other thread does
+nothing: Streamlit calls it after every script run, and it would wipe the training thread's
+Keras state (layer-name counters, scopes) in the middle of building or fitting its model.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -26,6 +31,35 @@ ACTIVE = (QUEUED, RUNNING)
 FINISHED = (DONE, STOPPED, FAILED)
 
 DatasetLoader = Callable[[str], object]
+
+
+_training_threads: dict[threading.Thread, "Job"] = {}  # every running job of any registry
+_training_lock = threading.Lock()
+
+
+def running_jobs() -> list["Job"]:
+    """Jobs training right now in this process, whichever registry started them."""
+    with _training_lock:
+        return list(_training_threads.values())
+
+
+def _defer_keras_clear_session() -> None:
+    """Make ``keras.backend.clear_session`` a no-op outside training threads while any job
+    trains (installed once, when the first job starts)."""
+    import keras
+
+    original = keras.backend.clear_session
+    if getattr(original, "_deferred_while_training", False):
+        return
+
+    @functools.wraps(original)
+    def clear_session(*args, **kwargs):
+        with _training_lock:
+            busy = bool(_training_threads) and threading.current_thread() not in _training_threads
+        return None if busy else original(*args, **kwargs)
+
+    clear_session._deferred_while_training = True
+    keras.backend.clear_session = clear_session
 
 
 class JobBusyError(RuntimeError):
@@ -172,14 +206,24 @@ class JobRegistry:
                     f"training run {names} is still running; only {self.max_concurrent} "
                     "run at a time. Stop it or wait for it to finish before starting another.")
             earlier = self._jobs.get(config.name)
-            if (earlier is not None and earlier.active) or registry.model_path(config.name).exists():
+            taken = earlier is not None and earlier.active
+            if taken or registry.model_path(config.name).exists():
                 raise registry.ModelError(
                     f"a run named {config.name!r} already exists; choose another name")
             job = Job(name=config.name, dataset_name=dataset_name, config=config)
             job.thread = threading.Thread(target=self._run, args=(job,), daemon=True,
                                           name=f"train-{config.name}")
             self._jobs[job.name] = job
-        job.thread.start()
+        _defer_keras_clear_session()
+        with _training_lock:
+            _training_threads[job.thread] = job
+        try:
+            job.thread.start()
+        except RuntimeError as exc:  # e.g. the interpreter cannot start more threads
+            with _training_lock:
+                _training_threads.pop(job.thread, None)
+            job.status, job.error, job.finished = FAILED, f"RuntimeError: {exc}", time.time()
+            raise
         return job
 
     def _run(self, job: Job) -> None:
@@ -196,6 +240,8 @@ class JobRegistry:
             job.status = FAILED
         finally:
             job.finished = time.time()
+            with _training_lock:
+                _training_threads.pop(threading.current_thread(), None)
 
     def _load(self, name: str):
         if self._loader is not None:

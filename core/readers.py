@@ -259,6 +259,10 @@ def _parse_columns(lines: Iterable[str], label: str) -> tuple[np.ndarray, np.nda
     The header, if any, is the last non-numeric line before the first numeric row; the
     columns it names (or the first two) are kept, as float arrays rather than row lists.
     """
+    lines = lines if isinstance(lines, list) else list(lines)
+    fast = _parse_uniform_block(lines)
+    if fast is not None:
+        return fast
     tt, ii = array("d"), array("d")
     widths: Counter[int] = Counter()
     header: list[str] | None = None
@@ -302,6 +306,50 @@ def _parse_columns(lines: Iterable[str], label: str) -> tuple[np.ndarray, np.nda
     if match and 0.1 < float(match.group(1)) < 5.0:
         metadata["wavelength"] = float(match.group(1))
     return np.frombuffer(tt, dtype=np.float64), np.frombuffer(ii, dtype=np.float64), metadata
+
+
+def _parse_uniform_block(lines: list[str]) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """Fast path for the common case: header and comment lines, then one block of numeric
+    rows with one delimiter, parsed by numpy's C reader. ``None`` hands the file to the
+    line-by-line parser, which copes with anything else."""
+    notes: list[str] = []
+    header: list[str] | None = None
+    for start, line in enumerate(lines[:500]):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped[0] in "#!;" or stripped.startswith("//"):
+            notes.append(stripped)
+            continue
+        tokens = _tokens(stripped)
+        try:
+            [float(t) for t in tokens]
+        except ValueError:
+            header = tokens
+            notes.append(stripped)
+            continue
+        break
+    else:
+        return None
+    first = lines[start]
+    if ";" in first or ("," in first and "\t" in first):
+        return None  # decimal commas or mixed delimiters: the careful parser decides
+    delimiter = "," if "," in first else None
+    try:
+        data = np.loadtxt(lines[start:], delimiter=delimiter, comments="#",
+                          ndmin=2, dtype=np.float64)
+    except ValueError:
+        return None
+    columns = _header_columns(header) or (0, 1)
+    if data.shape[1] < 2 or data.shape[1] <= max(columns) or len(data) == 0:
+        return None
+    metadata: dict = {"columns": columns, "n_columns": int(data.shape[1])}
+    if header:
+        metadata["header"] = header
+    match = next((m for m in map(_WAVELENGTH.search, notes) if m), None)
+    if match and 0.1 < float(match.group(1)) < 5.0:
+        metadata["wavelength"] = float(match.group(1))
+    return np.ascontiguousarray(data[:, columns[0]]), np.ascontiguousarray(data[:, columns[1]]), metadata
 
 
 def _read_columns(text: str, label: str, kind: str) -> MeasuredPattern:

@@ -178,7 +178,7 @@ def save_model(model, metadata: ModelMetadata, history: pd.DataFrame | None = No
     models_dir().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{metadata.name}."))
     try:
-        model.save(staging / MODEL_FILE)
+        _without_optimizer(model).save(staging / MODEL_FILE)
         write_metadata(staging, metadata)
         if history is not None:
             history.to_csv(staging / HISTORY_FILE, index=False)
@@ -195,6 +195,18 @@ def save_model(model, metadata: ModelMetadata, history: pd.DataFrame | None = No
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _without_optimizer(model):
+    """An uncompiled copy of ``model`` with the same weights: the saved file then holds no
+    optimizer state (a third of its size) and nothing that needs compiling to load."""
+    import keras
+
+    if getattr(model, "optimizer", None) is None:  # never compiled
+        return model
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def load_model(name_or_path: str | Path):

@@ -96,13 +96,15 @@ def render(two_theta: np.ndarray, intensity: np.ndarray, grid: TwoThetaGrid,
     half = int(min(MAX_WINDOW_POINTS // 2,
                    np.ceil(WINDOW_FWHM * float(levels.max(initial=grid.step)) / grid.step)))
     size = sp_fft.next_fast_len(grid.size + 2 * half, real=True)
-    offsets = np.arange(size, dtype=np.float32)
-    offsets = np.where(offsets > size // 2, offsets - size, offsets) * grid.step
+    # The kernel is centred on index 0 and wraps around: offsets 0..half, then -half..-1.
+    window = np.concatenate([np.arange(half + 1), np.arange(-half, 0)]).astype(np.float32) * grid.step
+    columns = np.concatenate([np.arange(half + 1), np.arange(size - half, size)])
     profiles = np.zeros((n, grid.size), dtype=np.float32)
     for level, weight in enumerate(weights):
         sticks = _deposit(tt, ii * weight, grid, size)
-        kernel = pseudo_voigt(offsets[None, :], levels[:, level:level + 1], eta[:, None])
-        kernel[:, half + 1:size - half] = 0.0
+        kernel = np.zeros((n, size), dtype=np.float32)
+        kernel[:, columns] = pseudo_voigt(window[None, :], levels[:, level:level + 1].astype(np.float32),
+                                          eta[:, None])
         spectrum = sp_fft.rfft(sticks, axis=1, workers=-1) * sp_fft.rfft(kernel, axis=1, workers=-1)
         profiles += sp_fft.irfft(spectrum, n=size, axis=1, workers=-1)[:, :grid.size]
     return normalise_profiles(profiles) if normalise else profiles

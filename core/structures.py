@@ -185,6 +185,8 @@ def random_crystal(space_group: int, rng: np.random.Generator,
                 crystal.from_random(3, int(space_group), species, counts,
                                     factor=spec.volume_factor,
                                     random_state=int(rng.integers(2**31)))
+        except TimeoutError:  # a caller's time limit (core.generation), not a bad placement
+            raise
         except Exception as exc:  # pyxtal signals impossible placements with assorted errors
             last_error = str(exc)
             continue

@@ -42,6 +42,7 @@ class TrainingConfig:
         augmentation: perturbation ranges; ``Augmentation(strength=0)`` for clean profiles.
         max_peaks: strongest peaks kept per pattern.
         group_by_formula: keep one composition on one side of the split.
+        time_limit_minutes: end training after the first epoch past this wall time.
         hyperparameters: passed to the model builder.
     """
 
@@ -65,6 +66,7 @@ class TrainingConfig:
     reduce_lr_patience: int = 3
     max_peaks: int = 256
     report_every: int = 5
+    time_limit_minutes: float | None = None
     hyperparameters: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -185,9 +187,10 @@ class _Reporter(keras.callbacks.Callback):
     """Records progress for the caller and honours stop requests; never touches a UI."""
 
     def __init__(self, hook: ProgressHook | None, stop: threading.Event | None,
-                 epochs: int, steps: int, every: int):
+                 epochs: int, steps: int, every: int, time_limit_s: float | None = None):
         super().__init__()
         self.hook, self.stop, self.epochs, self.steps, self.every = hook, stop, epochs, steps, every
+        self.time_limit_s = time_limit_s
         self.best_loss, self.best_weights, self.start = np.inf, None, time.time()
         self.epoch = 0
         self.stopped = False
@@ -221,6 +224,8 @@ class _Reporter(keras.callbacks.Callback):
         if loss < self.best_loss:
             self.best_loss, self.best_weights = loss, self.model.get_weights()
         self._emit(type="epoch", epoch=epoch + 1, batch=self.steps, logs=logs)
+        if self.time_limit_s is not None and time.time() - self.start > self.time_limit_s:
+            self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -251,7 +256,7 @@ def fixed_inputs(dataset: Dataset, rows: np.ndarray, config: TrainingConfig,
 
 def train(dataset: Dataset, config: TrainingConfig, progress: ProgressHook | None = None,
           stop: threading.Event | None = None, save: bool = True,
-          data_split: Split | None = None) -> TrainingResult:
+          data_split: Split | None = None, description: str = "") -> TrainingResult:
     """Train ``config.kind`` on ``dataset`` and (by default) save it as a model folder.
 
     Args:
@@ -262,6 +267,7 @@ def train(dataset: Dataset, config: TrainingConfig, progress: ProgressHook | Non
             and the run is saved with status ``stopped``.
         save: write the model folder under ``models/<config.name>``.
         data_split: rows to use (default: a stratified split from the config's fractions).
+        description: text for the model card.
 
     Raises:
         registry.ModelError: invalid name or the name is taken.
@@ -272,14 +278,14 @@ def train(dataset: Dataset, config: TrainingConfig, progress: ProgressHook | Non
         raise registry.ModelError(f"a model named {config.name!r} already exists")
     started = time.time()
     try:
-        return _train(dataset, config, progress, stop, save, data_split, started)
+        return _train(dataset, config, progress, stop, save, data_split, started, description)
     except Exception as exc:
         if save:
             _record_failure(dataset, config, exc, started)
         raise
 
 
-def _train(dataset, config, progress, stop, save, data_split, started) -> TrainingResult:
+def _train(dataset, config, progress, stop, save, data_split, started, description) -> TrainingResult:
     keras.utils.set_random_seed(config.seed)
     parts = data_split or split(dataset, config.validation, config.test, config.split_seed,
                                 config.group_by_formula)
@@ -297,7 +303,8 @@ def _train(dataset, config, progress, stop, save, data_split, started) -> Traini
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
-    reporter = _Reporter(progress, stop, config.epochs, steps, config.report_every)
+    reporter = _Reporter(progress, stop, config.epochs, steps, config.report_every,
+                         None if config.time_limit_minutes is None else 60 * config.time_limit_minutes)
     monitor = "val_loss" if len(x_val) else "loss"
     callbacks = [
         reporter,
@@ -329,7 +336,7 @@ def _train(dataset, config, progress, stop, save, data_split, started) -> Traini
         hyperparameters=config.to_dict(), augmentation=config.augmentation.to_dict(),
         metrics=evaluation.get("metrics", {}),
         status="stopped" if reporter.stopped else "done",
-        training_seconds=round(time.time() - started, 1),
+        training_seconds=round(time.time() - started, 1), description=description,
     )
     if save:
         registry.save_model(model, metadata, history, evaluation)

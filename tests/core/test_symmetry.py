@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import COD_CIFS, RRUFF_DEV, needs_cod, needs_rruff
+from tests.conftest import COD_CIFS, RRUFF_DEV, needs_cod, needs_rruff
 
 from core.symmetry import (
     CRYSTAL_SYSTEMS,

@@ -1,0 +1,268 @@
+"""Accuracy of saved models on real and held-out patterns, beside naive baselines.
+
+Usage (from the project root)::
+
+    python benchmarks/accuracy.py [--quick] [--out DIR] [--models NAME ...]
+
+Evaluates the bundled model ``default`` (and any saved models named with ``--models``) on:
+
+* ``../shared/data/rruff_dev``: 222 measured RRUFF patterns with their space groups;
+* ``../shared/data/cod_cifs``: 704 real COD structures, simulated with the realistic
+  perturbations of training (fixed seed 0);
+* the bundled dataset's test split (the split the model was trained with, when it was
+  trained on that dataset).
+
+For each: space-group top-1, top-5 and balanced accuracy, macro-F1 and crystal-system
+accuracy, beside the majority-class and class-frequency baselines, plus accuracy within each
+crystal system. The ``../shared`` sets are skipped, with a note, where that folder is absent
+(a fresh clone). ``--quick`` uses 20 RRUFF patterns, 20 COD structures and 50 test-split
+rows, to test the script.
+
+Writes ``accuracy.json`` (read by the model cards of the app) and the accuracy section of
+``results.md`` in ``--out`` (default: this folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import run_all  # noqa: E402 - needs HERE on the path
+
+run_all.setup_paths()
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+JSON_FILE = "accuracy.json"
+SHARED = run_all.PROJECT.parent / "shared" / "data"
+RRUFF_DEV = SHARED / "rruff_dev"
+COD_CIFS = SHARED / "cod_cifs"
+RRUFF_LABEL = "RRUFF rruff_dev (222 real patterns)"
+COD_LABEL = "COD cod_cifs (704 structures, simulated)"
+BUNDLED_MODELS = ("default",)
+QUICK_PATTERNS = 20         # RRUFF patterns and COD structures in --quick
+QUICK_TEST_ROWS = 50
+
+
+@dataclass
+class EvaluationSet:
+    """A labelled set and the label its results are filed under."""
+
+    label: str
+    labelled: object            # core.evalsets.LabelledSet
+    build_seconds: float
+    note: str = ""
+
+
+def subset_folder(folder: Path, column: str, count: int, target: Path) -> Path:
+    """A folder holding only a ``labels.csv`` that lists ``count`` rows of ``folder``'s
+    (seeded sample) by absolute path, so that the data files are read in place."""
+    table = pd.read_csv(folder / "labels.csv")
+    table = table.sample(n=min(count, len(table)), random_state=0).sort_index()
+    table[column] = [str((folder / name).resolve()) for name in table[column]]
+    target.mkdir(parents=True, exist_ok=True)
+    table.to_csv(target / "labels.csv", index=False)
+    return target
+
+
+def shared_sets(quick: bool, scratch: Path) -> tuple[list[EvaluationSet], list[dict]]:
+    """The RRUFF and COD sets, or notes saying why each was skipped."""
+    from core.evalsets import labelled_folder, simulated_cif_folder
+
+    sets, skipped = [], []
+    if RRUFF_DEV.is_dir():
+        folder, label = RRUFF_DEV, RRUFF_LABEL
+        if quick:
+            folder = subset_folder(RRUFF_DEV, "pattern_file", QUICK_PATTERNS, scratch / "rruff")
+            label = f"RRUFF rruff_dev ({QUICK_PATTERNS} of 222 real patterns, quick run)"
+        started = time.perf_counter()
+        labelled = labelled_folder(folder, name=label)
+        sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
+                                  f"{len(labelled.skipped)} files unreadable" if labelled.skipped else ""))
+    else:
+        skipped.append({"set": RRUFF_LABEL, "reason": f"{RRUFF_DEV} not present"})
+    if COD_CIFS.is_dir():
+        folder, label = COD_CIFS, COD_LABEL
+        if quick:
+            folder = subset_folder(COD_CIFS, "file", QUICK_PATTERNS, scratch / "cod")
+            label = f"COD cod_cifs ({QUICK_PATTERNS} of 704 structures, simulated, quick run)"
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            if done % 100 == 0 or done == total:
+                print(f"  simulated {done} of {total} COD structures", flush=True)
+
+        labelled = simulated_cif_folder(folder, name=label, seed=0, progress=progress)
+        sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
+                                  f"{len(labelled.skipped)} CIFs could not be simulated"
+                                  if labelled.skipped else ""))
+    else:
+        skipped.append({"set": COD_LABEL, "reason": f"{COD_CIFS} not present"})
+    return sets, skipped
+
+
+def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
+    """The dataset's test split as the model's own training run drew it (same fractions,
+    seed and grouping) when the model was trained on this dataset; the default split otherwise."""
+    from core.dataset import split
+    from core.evalsets import LabelledSet
+
+    trained = (metadata.dataset or {}).get("name") == dataset.name
+    settings = metadata.hyperparameters or {}
+    started = time.perf_counter()
+    rows = split(dataset, settings.get("validation", 0.1) if trained else 0.1,
+                 settings.get("test", 0.1) if trained else 0.1,
+                 settings.get("split_seed", 0) if trained else 0,
+                 bool(settings.get("group_by_formula", False)) if trained else False).test
+    label = f"{dataset.name} test split"
+    if quick:
+        rows = rows[:QUICK_TEST_ROWS]
+        label += f" (first {len(rows)} rows, quick run)"
+    labelled = LabelledSet(name=label, labels=dataset.labels[rows], dataset=dataset, rows=rows)
+    note = "" if trained else (f"model trained on {(metadata.dataset or {}).get('name', '?')!r}, "
+                               "not on this dataset: default 10 % split")
+    return EvaluationSet(label, labelled, time.perf_counter() - started, note)
+
+
+def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool) -> dict:
+    """One results entry: metrics, per-system accuracy and timing of a model on a set."""
+    from core.evalsets import evaluate_model
+    from core.evaluation import per_system_accuracy
+    from core.symmetry import CRYSTAL_SYSTEMS, system_index_of_numbers
+
+    result = evaluate_model(classifier, evaluation_set.labelled)
+    counts = np.bincount(system_index_of_numbers(result.labels), minlength=7)
+    return {
+        "model": classifier.metadata.name,
+        "kind": classifier.metadata.kind,
+        "set": evaluation_set.label,
+        "metrics": result.metrics.to_dict(),
+        "seconds": round(result.seconds, 2),
+        "set_seconds": round(evaluation_set.build_seconds, 2),
+        "unclassified": int(len(evaluation_set.labelled) - result.metrics.n),
+        "skipped_files": len(evaluation_set.labelled.skipped),
+        "per_system_accuracy": per_system_accuracy(result.labels, result.probabilities),
+        "per_system_count": {s: int(c) for s, c in zip(CRYSTAL_SYSTEMS, counts)},
+        "note": evaluation_set.note,
+        "quick": quick,
+    }
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+def _percent(value) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}"
+
+
+def markdown(data: dict) -> str:
+    """The accuracy section of ``results.md`` for an ``accuracy.json`` document."""
+    from core.symmetry import CRYSTAL_SYSTEMS
+
+    quick = data.get("quick")
+    lines = [
+        "## Accuracy", "",
+        f"Run {data['date']} with `python benchmarks/accuracy.py{' --quick' if quick else ''}`"
+        f" in {data.get('total_seconds', 0):.0f} s."
+        + (" **Quick run: small subsets, to test the script; not representative.**" if quick else ""),
+        "", run_all.machine_line(data["machine"]), "",
+        "Percent. Baselines from each set's own labels: *majority* always predicts its most "
+        "common class; *frequency* guesses at random with its class frequencies. Balanced "
+        "accuracy is the mean recall over the space groups present.", "",
+        "| Model | Set | n | SG top-1 | majority | frequency | SG top-5 | majority top-5 | "
+        "Balanced acc. | Macro-F1 | System acc. | majority | frequency | Seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in data["results"]:
+        m = entry["metrics"]
+        lines.append(
+            f"| {entry['model']} | {entry['set']} | {m['n']} | {_percent(m['top1'])} | "
+            f"{_percent(m['majority_top1'])} | {_percent(m['frequency_top1'])} | "
+            f"{_percent(m['top5'])} | {_percent(m['majority_top5'])} | "
+            f"{_percent(m['balanced_accuracy'])} | {_percent(m['macro_f1'])} | "
+            f"{_percent(m['system_accuracy'])} | {_percent(m['majority_system'])} | "
+            f"{_percent(m['frequency_system'])} | {entry['seconds']:.1f} |")
+    rruff = [e for e in data["results"] if e["set"].startswith("RRUFF")]
+    if rruff:
+        lines += ["", "Crystal-system accuracy within each true crystal system on RRUFF "
+                  "(percent, with the number of patterns):", "",
+                  "| Model | " + " | ".join(CRYSTAL_SYSTEMS) + " |",
+                  "|---|" + "---:|" * len(CRYSTAL_SYSTEMS)]
+        for entry in rruff:
+            cells = [f"{_percent(entry['per_system_accuracy'][s])} ({entry['per_system_count'][s]})"
+                     for s in CRYSTAL_SYSTEMS]
+            lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    notes = [f"{s['set']}: skipped, {s['reason']}." for s in data.get("skipped", [])]
+    notes += [f"{f['model']}: failed on {f.get('set') or 'loading'}: {f['error']}"
+              for f in data.get("failed", [])]
+    notes += [f"{e['model']} on {e['set']}: {e['note']}." for e in data["results"] if e.get("note")]
+    notes += [f"{e['model']} on {e['set']}: {e['unclassified']} patterns could not be classified."
+              for e in data["results"] if e.get("unclassified")]
+    notes += [f"Preparing {label}: {seconds:.1f} s."
+              for label, seconds in data.get("set_seconds", {}).items()]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Accuracy of saved models on real and held-out patterns.")
+    parser.add_argument("--quick", action="store_true", help="small subsets, to test the script")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for accuracy.json and results.md")
+    parser.add_argument("--models", nargs="*", default=[],
+                        help="saved models to evaluate besides the bundled one")
+    args = parser.parse_args(argv)
+    from core import dataset as store
+    from core.classify import Classifier
+
+    names = list(dict.fromkeys([*BUNDLED_MODELS, *args.models]))
+    data = {"date": run_all.now(), "quick": args.quick, "machine": run_all.machine_facts(),
+            "models": names, "results": [], "skipped": [], "failed": [], "set_seconds": {}}
+    print(f"Accuracy{' (quick)' if args.quick else ''}: models {', '.join(names)}", flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="xrd-accuracy-") as scratch:
+        sets, data["skipped"] = shared_sets(args.quick, Path(scratch))
+    for note in data["skipped"]:
+        print(f"  skipped {note['set']}: {note['reason']}", flush=True)
+    data["set_seconds"] = {s.label: round(s.build_seconds, 2) for s in sets}
+    dataset = store.load("default")
+    for name in names:
+        try:
+            classifier = Classifier.load(name)
+        except Exception as exc:  # a missing or broken model is reported, the rest still run
+            data["failed"].append({"model": name, "set": None, "error": f"{exc.__class__.__name__}: {exc}"})
+            print(f"  {name}: cannot be loaded: {exc}", flush=True)
+            continue
+        for evaluation_set in [*sets, test_split_set(dataset, classifier.metadata, args.quick)]:
+            try:
+                entry = evaluate_on(classifier, evaluation_set, args.quick)
+            except Exception as exc:
+                traceback.print_exc()
+                data["failed"].append({"model": name, "set": evaluation_set.label,
+                                       "error": f"{exc.__class__.__name__}: {exc}"})
+                continue
+            data["results"].append(entry)
+            m = entry["metrics"]
+            print(f"  {name:<12} {entry['set']:<62} n={m['n']:<4} top-1 {_percent(m['top1']):>5} % "
+                  f"(majority {_percent(m['majority_top1'])}), top-5 {_percent(m['top5'])} %, "
+                  f"system {_percent(m['system_accuracy'])} % (majority {_percent(m['majority_system'])})",
+                  flush=True)
+    data["total_seconds"] = round(time.perf_counter() - started, 1)
+    path = args.out / JSON_FILE
+    run_all.write_json(path, data)
+    results = run_all.update_section(args.out, "accuracy", markdown(data))
+    print(f"Wrote {path} and {results} in {data['total_seconds']:.0f} s.", flush=True)
+    return 1 if data["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Smoke test of the benchmark scripts: ``run_all.py --quick`` (which runs ``speed.py`` and
+``accuracy.py``) on tiny sizes, writing into a temporary folder, then the files it wrote.
+
+The speed groups that need seconds of fixed cost even at tiny sizes (starting Dask clusters,
+building and tracing Keras models for training) are left out here to keep the test under a
+minute; ``python benchmarks/run_all.py --quick`` runs them all. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
+
+BENCHMARKS = PROJECT / "benchmarks"
+SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
+SPEED_KEYS = {"simulate_bundled_1p", "simulate_bundled_2p", "generate_synthetic_1p",
+              "generate_synthetic_2p", "render_profiles", "augmented_profiles",
+              "classify_latency", "classify_throughput", "upload_100_files", "dataset_page"}
+METRIC_KEYS = {"n", "top1", "top5", "balanced_accuracy", "macro_f1", "system_accuracy",
+               "system_balanced_accuracy", "majority_top1", "majority_top5", "frequency_top1",
+               "majority_system", "frequency_system"}
+SYSTEMS = {"triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=PROJECT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _repo_results() -> dict:
+    """Modification times of the repository's own result files (they must not change)."""
+    return {name: (BENCHMARKS / name).stat().st_mtime_ns if (BENCHMARKS / name).exists() else None
+            for name in ("results.md", "speed.json", "accuracy.json")}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmarks")
+    before = _repo_results()
+    result = _run(str(BENCHMARKS / "run_all.py"), "--quick", "--out", str(out),
+                  "--only", *SPEED_GROUPS)
+    assert _repo_results() == before, "a quick run touched benchmarks/ in the repository"
+    return out, result.stdout
+
+
+def test_speed_json_has_every_measurement_with_its_target(quick_run):
+    out, stdout = quick_run
+    data = json.loads((out / "speed.json").read_text())
+    assert data["quick"] is True and data["date"]
+    assert {"cpu_count", "python", "tensorflow", "keras"} <= set(data["machine"])
+    assert list(data["groups"]) == SPEED_GROUPS
+    for group in data["groups"].values():
+        assert group["error"] is None
+        assert group["memory"]["self_mb"] > 0
+    by_key = {m["key"]: m for m in data["results"]}
+    assert set(by_key) == SPEED_KEYS
+    for m in by_key.values():
+        assert {"group", "label", "value", "unit", "details", "target", "status", "repeats"} <= set(m)
+        assert math.isfinite(m["value"]) and m["value"] > 0
+        assert (m["status"] is None) == (m["target"] is None)
+        assert m["status"] in (None, "PASS", "MISS")
+    for key in ("render_profiles", "classify_latency", "classify_throughput",
+                "upload_100_files", "dataset_page"):
+        assert by_key[key]["status"] in ("PASS", "MISS")
+        assert by_key[key]["label"] in stdout and by_key[key]["status"] in stdout
+    assert "0 unreadable" in by_key["classify_throughput"]["details"]
+
+
+def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
+    out, _ = quick_run
+    data = json.loads((out / "accuracy.json").read_text())
+    assert data["quick"] is True and data["date"] and data["failed"] == []
+    sets = {entry["set"] for entry in data["results"]}
+    assert "default test split (first 50 rows, quick run)" in sets
+    skipped = {note["set"] for note in data["skipped"]}
+    expected = ((RRUFF_DEV, "RRUFF rruff_dev (20 of 222", "RRUFF rruff_dev (222 real patterns)"),
+                (COD_CIFS, "COD cod_cifs (20 of 704", "COD cod_cifs (704 structures, simulated)"))
+    for folder, prefix, full in expected:
+        if folder.exists():
+            assert any(s.startswith(prefix) for s in sets)
+        else:
+            assert full in skipped
+    for entry in data["results"]:
+        assert entry["model"] == "default"
+        assert set(entry["metrics"]) == METRIC_KEYS
+        assert entry["metrics"]["n"] > 0 and entry["seconds"] >= 0
+        assert set(entry["per_system_accuracy"]) == SYSTEMS
+    if RRUFF_DEV.exists():
+        rruff = next(e for e in data["results"] if e["set"].startswith("RRUFF"))
+        assert rruff["metrics"]["n"] == 20
+
+
+def test_results_md_has_both_sections(quick_run):
+    out, _ = quick_run
+    text = (out / "results.md").read_text()
+    for name, title in (("speed", "## Speed"), ("accuracy", "## Accuracy")):
+        start, end = text.index(f"<!-- {name} -->"), text.index(f"<!-- /{name} -->")
+        assert title in text[start:end]
+    assert "Machine:" in text and "TensorFlow" in text and "Quick run" in text
+    assert "| Profiles rendered" in text and "| default |" in text
+
+
+def test_report_only_rebuilds_results_from_the_json_files(quick_run):
+    out, _ = quick_run
+    (out / "results.md").unlink()
+    _run(str(BENCHMARKS / "run_all.py"), "--report-only", "--out", str(out))
+    text = (out / "results.md").read_text()
+    assert "<!-- speed -->" in text and "| Profiles rendered" in text
+    assert "<!-- accuracy -->" in text and "| default |" in text
+
+
+def test_a_script_replaces_only_its_own_section(tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    run_all.update_section(tmp_path, "accuracy", "## Accuracy\n\nfirst\n")
+    text = (tmp_path / "results.md").read_text()
+    assert "Not run yet: `python benchmarks/speed.py`" in text and "first" in text
+    run_all.update_section(tmp_path, "speed", "## Speed\n\nfast\n")
+    run_all.update_section(tmp_path, "accuracy", "## Accuracy\n\nsecond\n")
+    sections = run_all.read_sections((tmp_path / "results.md").read_text())
+    assert sections == {"speed": "## Speed\n\nfast", "accuracy": "## Accuracy\n\nsecond"}
+    with pytest.raises(ValueError, match="unknown results section"):
+        run_all.update_section(tmp_path, "memory", "x")

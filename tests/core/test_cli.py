@@ -1,0 +1,184 @@
+"""The command line. ``classify`` and ``models`` run as real ``python -m core`` processes; the
+slower commands run through ``core.cli.main`` in this process (same code, no second
+TensorFlow start-up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import PROJECT, RRUFF_DEV, needs_rruff
+
+from core import dataset as store
+from core import registry
+from core.cli import main
+
+SILICON_LINES = ((28.44, 1000.0), (47.30, 550.0), (56.12, 300.0), (69.13, 80.0), (76.38, 110.0))
+JSON_KEYS = {"file", "space_group", "crystal_system", "error"}
+
+
+def write_xy(path: Path, peaks=SILICON_LINES, seed: int = 0) -> Path:
+    tt = np.arange(5.0, 90.01, 0.02)
+    y = 80 + 0.5 * (90 - tt) + sum(h * np.exp(-0.5 * ((tt - c) / 0.06) ** 2) for c, h in peaks)
+    y = y + np.random.default_rng(seed).normal(0, 3, tt.size)
+    path.write_text("\n".join(f"{a:.3f} {b:.2f}" for a, b in zip(tt, y)) + "\n")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m core ARGS`` from the project root, with the session's store folders."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    assert env["XRD_MODELS_DIR"] != str(PROJECT / "models")  # the isolated store
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_classify_json_good_and_bad(tiny_model, tmp_path):
+    """One process (TensorFlow starts once) for made-up files and, when ../shared is there,
+    five RRUFF measurements."""
+    good = write_xy(tmp_path / "good.xy")
+    bad = tmp_path / "bad.xy"
+    bad.write_text("not a pattern\n")
+    other = write_xy(tmp_path / "other.xy", peaks=((20.0, 500.0), (35.0, 900.0)), seed=1)
+    rruff = [str(p) for p in sorted(RRUFF_DEV.glob("R*.csv"))[:5]] if RRUFF_DEV.exists() else []
+    result = run_cli("classify", "--json", "--model", "tiny", str(good), str(bad), str(other), *rruff)
+    assert result.returncode == 1, result.stderr
+    lines = json_lines(result.stdout)
+    assert [line["file"] for line in lines] == [str(good), str(bad), str(other), *rruff]
+    for line in lines[3:]:
+        assert line["error"] is None
+        assert len(line["space_group"]) == 5 and len(line["crystal_system"]) == 7
+    for line in lines:
+        assert set(line) == JSON_KEYS
+    assert lines[0]["error"] is None and len(lines[0]["space_group"]) == 5
+    assert len(lines[0]["crystal_system"]) == 7
+    assert lines[1]["space_group"] == [] and lines[1]["crystal_system"] == []
+    assert "bad.xy" in lines[1]["error"]
+    assert lines[2]["error"] is None
+    assert "Traceback" not in result.stderr
+    # The same answers as the library gives.
+    from core.classify import Classifier
+
+    expected = Classifier.load("tiny").classify_files([good])[0].to_json()
+    assert lines[0]["space_group"][0]["number"] == expected["space_group"][0]["number"]
+    assert lines[0]["space_group"][0]["probability"] == pytest.approx(
+        expected["space_group"][0]["probability"], abs=1e-4)
+
+
+def test_classify_all_good_top3_and_text(tiny_model, tmp_path, capsys):
+    files = [str(write_xy(tmp_path / f"p{i}.xy", seed=i)) for i in range(2)]
+    assert main(["classify", "--json", "--top", "3", "--model", "tiny", *files]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert len(lines) == 2
+    assert all(len(line["space_group"]) == 3 and line["error"] is None for line in lines)
+    # Plain text: one line per file, "file: n symbol (p), ... | system (p)".
+    assert main(["classify", "--model", "tiny", files[0], str(tmp_path / "missing.xy")]) == 1
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith(files[0] + ": ") and " | " in text[0]
+    assert "missing.xy" in text[1] and "ERROR" in text[1]
+
+
+def test_classify_unknown_model(tmp_path, capsys):
+    path = write_xy(tmp_path / "x.xy")
+    assert main(["classify", "--model", "no_such_model", str(path)]) == 2
+    assert "no_such_model" in capsys.readouterr().err
+
+
+def test_models_lists_tiny(tiny_model):
+    result = run_cli("models")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "tiny" in rows and "default" in rows
+    assert "resnet1d" in rows["tiny"] and "done" in rows["tiny"]
+    assert result.stdout.splitlines()[0].startswith("default")
+
+
+def test_generate_creates_a_dataset(capsys):
+    code = main(["generate", "--name", "g", "--per-group", "1", "--space-groups", "2", "14",
+                 "--processes", "1", "--max-atoms", "24"])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{"):])
+    assert summary["name"] == "g"
+    dataset = store.load("g")
+    assert store.dataset_path("g").parent == Path(os.environ["XRD_DATASETS_DIR"])
+    assert summary["patterns"] == len(dataset) == 2
+    assert dataset.table["requested_sg"].tolist() == [2, 14]
+    assert dataset.table["source"].unique().tolist() == ["synthetic"]
+    assert dataset.meta["command"].startswith("python -m core generate")
+    # --append grows it, with new ids.
+    assert main(["generate", "--name", "g", "--per-group", "1", "--space-groups", "62",
+                 "--processes", "1", "--max-atoms", "24", "--seed", "1", "--append"]) == 0
+    capsys.readouterr()
+    assert len(store.load("g")) == 3
+
+
+def test_generate_nothing_to_do(capsys):
+    assert main(["generate", "--name", "nothing"]) == 2
+    assert "nothing to generate" in capsys.readouterr().err
+    assert not store.dataset_path("nothing").exists()
+
+
+def test_train_tiny(small_dataset, capsys):
+    code = main(["train", "--name", "cli_trained", "--dataset", "small", "--model", "baseline_ann",
+                 "--hyperparameters", '{"units": 16}', "--epochs", "1", "--steps", "1",
+                 "--batch-size", "8", "--description", "from the CLI test"])
+    assert code == 0
+    out = capsys.readouterr().out
+    metrics = json.loads(out[out.index("{"):])  # after the per-epoch log lines
+    assert "top1" in metrics and metrics["n"] > 0
+    meta = registry.read_metadata(registry.model_path("cli_trained"))
+    assert meta.status == "done" and meta.kind == "baseline_ann"
+    assert meta.description == "from the CLI test"
+    assert meta.hyperparameters["hyperparameters"] == {"units": 16}
+    assert meta.hyperparameters["batch_size"] == 8
+
+
+def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
+    assert main(["train", "--name", "cli_missing_data", "--dataset", "no_such_dataset"]) == 2
+    assert "no_such_dataset" in capsys.readouterr().err
+    assert main(["train", "--name", "cli_bad_json", "--dataset", "small",
+                 "--hyperparameters", "{not json"]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["train", "--name", "../escape", "--dataset", "small"]) == 2
+    assert "invalid model name" in capsys.readouterr().err
+
+
+def test_train_unknown_hyperparameter_exits_cleanly(small_dataset, capsys):
+    """A builder setting that does not exist is a user error: one 'error:' line, exit 2, and
+    the failed run is recorded."""
+    code = main(["train", "--name", "cli_bad_hp", "--dataset", "small", "--model", "baseline_ann",
+                 "--hyperparameters", '{"nonexistent": 1}', "--epochs", "1", "--steps", "1"])
+    assert code == 2
+    assert "nonexistent" in capsys.readouterr().err
+    assert registry.read_metadata(registry.model_path("cli_bad_hp")).status == "failed"
+
+
+def test_evaluate_dataset(tiny_model, capsys):
+    assert main(["evaluate", "--dataset", "small", "--model", "tiny"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "tiny" and report["set"] == "small test split"
+    assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
+    assert report["n"] == len(store.split(store.load("small")).test)
+    assert {"majority_top1", "frequency_top1", "system_accuracy"} <= set(report)
+
+
+@needs_rruff
+def test_rruff_files_exist_for_the_classify_test():
+    assert len(sorted(RRUFF_DEV.glob("R*.csv"))) >= 5
+
+
+def test_datasets_lists_the_store(small_dataset, capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[0] == "default"
+    assert any(line.split()[0] == "small" and "patterns" in line for line in out)

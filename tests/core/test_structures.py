@@ -1,0 +1,165 @@
+"""Structures in: CIF files (good and bad), pymatgen's bundled set, random pyxtal crystals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.cif import CifWriter
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from core.structures import (
+    ANIONS,
+    CATIONS,
+    RandomCrystalSpec,
+    StructureReadError,
+    bundled_structures,
+    random_crystal,
+    random_crystals,
+    read_cif,
+    read_cif_folder,
+    space_groups_of_systems,
+)
+
+SMALL = RandomCrystalSpec(max_atoms=24)
+
+
+def rock_salt() -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def rock_salt_cif(symprec: float | None = 0.1) -> str:
+    return str(CifWriter(rock_salt(), symprec=symprec))
+
+
+def space_group(structure: Structure) -> int:
+    return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number()
+
+
+def test_read_cif_path_and_bytes(tmp_path):
+    path = tmp_path / "NaCl.cif"
+    path.write_text(rock_salt_cif())
+    for structure in (read_cif(path), read_cif(path.read_bytes(), name="NaCl.cif")):
+        assert structure.composition.reduced_formula == "NaCl"
+        assert len(structure) == 8
+        assert space_group(structure) == 225
+        assert structure.lattice.a == pytest.approx(5.64)
+
+
+def test_read_p1_cif():
+    structure = read_cif(rock_salt_cif(symprec=None).encode(), name="p1.cif")
+    assert space_group(structure) == 225
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty"),
+    (b"   \n\n", "empty"),
+    (b"hello, this is a text file\nwith two lines\n", "not a CIF"),
+    (b"\xff\xfe\x00binary\x00\x01", "cannot read"),
+])
+def test_read_cif_bad_content_names_the_file(tmp_path, content, reason):
+    path = tmp_path / "broken.cif"
+    path.write_bytes(content)
+    with pytest.raises(StructureReadError) as info:
+        read_cif(path)
+    assert "broken.cif" in str(info.value)
+    assert reason in str(info.value)
+    with pytest.raises(StructureReadError, match="upload.cif"):
+        read_cif(content, name="upload.cif")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.93])
+def test_read_truncated_cif(tmp_path, keep):
+    text = rock_salt_cif(symprec=None)
+    path = tmp_path / "truncated.cif"
+    path.write_text(text[:int(len(text) * keep)])
+    with pytest.raises(StructureReadError, match="truncated.cif"):
+        read_cif(path)
+
+
+def test_read_missing_file(tmp_path):
+    with pytest.raises(StructureReadError, match="nothere.cif"):
+        read_cif(tmp_path / "nothere.cif")
+
+
+def test_read_cif_folder_lists_failures(tmp_path):
+    (tmp_path / "a_good.cif").write_text(rock_salt_cif())
+    (tmp_path / "b_empty.cif").write_text("")
+    (tmp_path / "c_text.cif").write_text("not a crystal at all\n")
+    (tmp_path / "d_good.cif").write_text(rock_salt_cif(symprec=None))
+    (tmp_path / "ignored.txt").write_text(rock_salt_cif())
+    batch = read_cif_folder(tmp_path)
+    assert batch.names == ["a_good.cif", "d_good.cif"]
+    assert len(batch.structures) == 2
+    assert [name for name, _ in batch.failures] == ["b_empty.cif", "c_text.cif"]
+    assert all(name in reason for name, reason in batch.failures)
+
+
+def test_read_empty_folder(tmp_path):
+    batch = read_cif_folder(tmp_path)
+    assert batch.structures == [] and batch.failures == []
+
+
+def test_bundled_structures():
+    batch = bundled_structures()
+    assert len(batch.structures) >= 10
+    assert len(batch.structures) == len(batch.names)
+    assert "Si" in batch.names
+    assert not any("Interface" in name for name in batch.names)
+    si = batch.structures[batch.names.index("Si")]
+    assert space_group(si) == 227
+
+
+@pytest.mark.parametrize("number, seed", [(2, 0), (14, 0), (62, 0), (225, 0)])
+def test_random_crystal_has_requested_group(number, seed):
+    structure = random_crystal(number, np.random.default_rng(seed), SMALL)
+    assert isinstance(structure, Structure)
+    assert 0 < len(structure) <= SMALL.max_atoms
+    assert space_group(structure) == number
+    elements = {str(e) for e in structure.composition.elements}
+    assert elements <= set(ANIONS) | set(CATIONS)
+
+
+def test_random_crystal_is_deterministic():
+    first = random_crystal(14, np.random.default_rng(7), SMALL)
+    second = random_crystal(14, np.random.default_rng(7), SMALL)
+    other = random_crystal(14, np.random.default_rng(8), SMALL)
+    assert first.composition == second.composition
+    np.testing.assert_allclose(first.lattice.parameters, second.lattice.parameters)
+    np.testing.assert_allclose(first.frac_coords, second.frac_coords)
+    assert not (first.composition == other.composition
+                and np.allclose(first.lattice.parameters, other.lattice.parameters))
+
+
+def test_random_crystal_respects_species_spec():
+    spec = RandomCrystalSpec(max_atoms=16, anions={"S": 1.0}, cations={"Zn": 1.0})
+    structure = random_crystal(216, np.random.default_rng(3), spec)
+    assert {str(e) for e in structure.composition.elements} <= {"Zn", "S"}
+
+
+def test_random_crystal_impossible_raises():
+    # Group 229's smallest orbit has 2 atoms; a 1-atom budget leaves no composition.
+    with pytest.raises(RuntimeError, match="space group 229"):
+        random_crystal(229, np.random.default_rng(0), RandomCrystalSpec(max_atoms=1), attempts=2)
+
+
+def test_random_crystals_counts_failures_and_is_reproducible():
+    batch = random_crystals([2, 229, 14], seed=5, spec=RandomCrystalSpec(max_atoms=1))
+    # With one atom at most, only P1-like single sites are possible: group 2 allows a
+    # 1-fold special position, 14 and 229 do not.
+    assert len(batch.structures) + len(batch.failures) == 3
+    assert {name for name, _ in batch.failures} >= {"sg229", "sg14"}
+    again = random_crystals([2, 14], seed=1, spec=SMALL)
+    twice = random_crystals([2, 14], seed=1, spec=SMALL)
+    assert again.names == twice.names == ["random-sg2-1-0", "random-sg14-1-1"]
+    for a, b in zip(again.structures, twice.structures):
+        assert a.composition == b.composition
+        np.testing.assert_allclose(a.frac_coords, b.frac_coords)
+
+
+def test_space_groups_of_systems():
+    assert space_groups_of_systems(["triclinic"]) == [1, 2]
+    assert space_groups_of_systems(["cubic", "triclinic"]) == [1, 2, *range(195, 231)]
+    assert len(space_groups_of_systems(["monoclinic", "orthorhombic"])) == 13 + 59
+    assert space_groups_of_systems([]) == []

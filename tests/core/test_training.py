@@ -1,0 +1,205 @@
+"""Training runs at tiny sizes: saved folders, progress events, stopping, failures, weights."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import registry
+from core.augmentation import NO_AUGMENTATION
+from core.dataset import Split
+from core.evaluation import Metrics
+from core.grid import TwoThetaGrid
+from core.training import TrainingConfig, class_weights, fixed_inputs, stick_batch, train
+
+TINY_ANN = {"units": 16}
+METRIC_KEYS = set(Metrics.__dataclass_fields__)
+
+
+def tiny_config(name: str, **changes) -> TrainingConfig:
+    settings = dict(name=name, kind="baseline_ann", epochs=2, steps_per_epoch=2, batch_size=16,
+                    report_every=1, hyperparameters=dict(TINY_ANN))
+    settings.update(changes)
+    return TrainingConfig(**settings)
+
+
+def test_train_saves_a_complete_model_folder(small_dataset):
+    events = []
+    result = train(small_dataset, tiny_config("tr_basic"), progress=events.append)
+    folder = registry.model_path("tr_basic")
+    assert {p.name for p in folder.iterdir()} == {registry.MODEL_FILE, registry.METADATA_FILE,
+                                                 registry.HISTORY_FILE, registry.EVALUATION_FILE}
+    metadata = json.loads((folder / registry.METADATA_FILE).read_text())
+    assert metadata["status"] == "done"
+    assert metadata["name"] == "tr_basic" and metadata["kind"] == "baseline_ann"
+    assert set(metadata["metrics"]) == METRIC_KEYS
+    assert metadata["dataset"]["name"] == "small"
+    parts = metadata["dataset"]
+    assert parts["train"] + parts["validation"] + parts["test"] == parts["patterns"] == len(small_dataset)
+    assert metadata["hyperparameters"]["hyperparameters"] == TINY_ANN
+    assert metadata["training_seconds"] > 0
+    history = pd.read_csv(folder / registry.HISTORY_FILE)
+    assert history["epoch"].tolist() == [1, 2]
+    assert {"loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5"} <= set(history.columns)
+    evaluation = json.loads((folder / registry.EVALUATION_FILE).read_text())
+    assert evaluation["metrics"]["n"] == parts["test"] == len(evaluation["true"]) == len(evaluation["predicted"])
+    assert np.array(evaluation["system_confusion"]).shape == (7, 7)
+    assert np.array(evaluation["system_confusion"]).sum() == parts["test"]
+    assert result.metadata.status == "done"
+    assert result.model.input_shape == (None, 2126)
+    # Progress: a batch event per batch (report_every=1) and an epoch event per epoch.
+    batches = [e for e in events if e["type"] == "batch"]
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert [(e["epoch"], e["batch"]) for e in batches] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for event in events:
+        assert {"type", "epoch", "batch", "epochs", "batches", "logs", "lr", "elapsed", "eta"} <= set(event)
+        assert event["epochs"] == 2 and event["batches"] == 2
+        assert event["lr"] == pytest.approx(1e-3)
+        assert event["eta"] >= 0
+    assert {"loss", "accuracy"} <= set(batches[0]["logs"])
+    assert {"val_loss", "val_accuracy", "val_top5"} <= set(epochs[-1]["logs"])
+    assert epochs[-1]["eta"] == pytest.approx(0.0, abs=1e-6)
+    # The saved model loads and predicts like the trained one.
+    model, meta = registry.load_model("tr_basic")
+    x = np.random.default_rng(0).random((2, 2126)).astype(np.float32)
+    np.testing.assert_allclose(model.predict_on_batch(x), result.model.predict_on_batch(x), atol=1e-5)
+    assert meta.input_length == 2126
+
+
+def test_tiny_resnet_fixture_folder(tiny_model):
+    # The session's tiny residual CNN (conftest) went through the same path.
+    folder = registry.model_path("tiny")
+    assert {p.name for p in folder.iterdir()} == {registry.MODEL_FILE, registry.METADATA_FILE,
+                                                 registry.HISTORY_FILE, registry.EVALUATION_FILE}
+    metadata = registry.read_metadata(folder)
+    assert metadata.kind == "resnet1d" and metadata.status == "done"
+    assert set(metadata.metrics) == METRIC_KEYS
+    assert len(tiny_model.history) == 2
+    assert tiny_model.model.input_shape == (None, 2126)
+
+
+def test_name_taken_and_invalid_names(small_dataset, tiny_model):
+    with pytest.raises(registry.ModelError, match="already exists"):
+        train(small_dataset, tiny_config("tiny"))
+    for name in ("../x", "", "a/b"):
+        with pytest.raises(registry.ModelError, match="invalid model name"):
+            train(small_dataset, tiny_config(name))
+
+
+def test_stop_event_saves_a_stopped_model(small_dataset):
+    stop = threading.Event()
+    events = []
+
+    def hook(event):
+        events.append(event)
+        if event["type"] == "batch":
+            stop.set()
+
+    result = train(small_dataset, tiny_config("tr_stopped", epochs=5, steps_per_epoch=3),
+                   progress=hook, stop=stop)
+    assert result.metadata.status == "stopped"
+    assert len(result.history) == 1  # stopped within the first epoch
+    assert len([e for e in events if e["type"] == "batch"]) == 1
+    metadata = registry.read_metadata(registry.model_path("tr_stopped"))
+    assert metadata.status == "stopped"
+    assert (registry.model_path("tr_stopped") / registry.MODEL_FILE).exists()
+    registry.load_model("tr_stopped")
+
+
+def test_padded_input_trains(small_dataset):
+    config = tiny_config("tr_padded", input_type="padded", epochs=1, class_weighting="balanced")
+    result = train(small_dataset, config, save=False)
+    assert result.metadata.hyperparameters["class_weighting"] == "balanced"
+    assert result.model.input_shape == (None, 512)
+    assert result.metadata.input_type == "padded"
+    assert result.metadata.input_length == 512
+    assert set(result.evaluation["metrics"]) == METRIC_KEYS
+    assert not registry.model_path("tr_padded").exists()  # save=False writes nothing
+
+
+def test_failure_is_recorded_and_raised(small_dataset):
+    config = tiny_config("tr_failed", hyperparameters={"nonexistent": 1})
+    with pytest.raises(TypeError, match="nonexistent"):
+        train(small_dataset, config)
+    folder = registry.model_path("tr_failed")
+    assert folder.is_dir()
+    assert not (folder / registry.MODEL_FILE).exists()
+    metadata = registry.read_metadata(folder)
+    assert metadata.status == "failed"
+    assert "nonexistent" in metadata.error and "TypeError" in metadata.error
+    listed = {m.name: m for m in registry.list_models()}
+    assert listed["tr_failed"].status == "failed"
+    with pytest.raises(registry.ModelError):
+        registry.load_model("tr_failed")
+
+
+def test_empty_training_split_fails_clearly(small_dataset):
+    empty = Split(train=np.zeros(0, np.int64), validation=np.arange(5), test=np.arange(5, 10))
+    with pytest.raises(ValueError, match="training split is empty"):
+        train(small_dataset, tiny_config("tr_empty"), save=False, data_split=empty)
+    assert not registry.model_path("tr_empty").exists()
+
+
+def test_no_validation_or_test_rows(small_dataset):
+    # Also: a time limit ends training after the first epoch, and the description is kept.
+    config = tiny_config("tr_noval", epochs=3, steps_per_epoch=1, validation=0.0, test=0.0,
+                         time_limit_minutes=1e-6,
+                         augmentation=NO_AUGMENTATION, grid=TwoThetaGrid(10, 60, 0.1))
+    result = train(small_dataset, config, save=False, description="no held-out rows")
+    assert result.evaluation == {} and result.metadata.metrics == {}
+    assert len(result.history) == 1 and result.metadata.status == "done"
+    assert result.metadata.description == "no held-out rows"
+    assert "val_loss" not in result.history.columns
+    assert result.model.input_shape == (None, TwoThetaGrid(10, 60, 0.1).size)
+
+
+def test_class_weights_modes():
+    labels = np.array([1, 1, 1, 2])
+    none = class_weights(labels, "none")
+    assert none.shape == (230,) and np.all(none == 1.0)
+    balanced = class_weights(labels, "balanced")
+    assert balanced[0] == pytest.approx(2 / 3) and balanced[1] == pytest.approx(2.0)
+    assert balanced[2:].sum() == 0  # absent classes
+    sqrt = class_weights(labels, "sqrt")
+    assert sqrt[1] / sqrt[0] == pytest.approx(np.sqrt(3))
+    for weights in (none, balanced, sqrt):
+        # Normalised to a mean of 1 over the training rows.
+        assert weights[labels - 1].mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown class weighting"):
+        class_weights(labels, "inverse")
+
+
+def test_unknown_class_weighting_fails(small_dataset):
+    bad = tiny_config("tr_badweights", class_weighting="inverse")
+    with pytest.raises(ValueError, match="unknown class weighting"):
+        train(small_dataset, bad, save=False)
+
+
+def test_stick_batch_and_fixed_inputs(small_dataset):
+    rows = np.arange(6)
+    sticks = stick_batch(small_dataset, rows, max_peaks=32)
+    assert sticks.two_theta.shape == sticks.intensity.shape == (6, 32)
+    assert sticks.hkl.shape == (6, 32, 3) and sticks.lattice.shape == (6, 6)
+    for r, (_, row) in enumerate(small_dataset.table.iloc[rows].iterrows()):
+        n = min(32, len(row["two_theta"]))
+        assert np.count_nonzero(sticks.intensity[r]) == n
+        # The strongest peak is always kept, with its Miller index.
+        strongest = int(np.argmax(row["intensity"]))
+        kept = int(np.argmax(sticks.intensity[r]))
+        assert sticks.two_theta[r, kept] == pytest.approx(row["two_theta"][strongest])
+        assert sticks.hkl[r, kept].tolist() == [int(row[c][strongest]) for c in "hkl"]
+    config = tiny_config("fixed")
+    x, y = fixed_inputs(small_dataset, rows, config, seed=1)
+    again, _ = fixed_inputs(small_dataset, rows, config, seed=1)
+    assert x.shape == (6, 2126) and y.tolist() == small_dataset.labels[rows].tolist()
+    np.testing.assert_array_equal(x, again)
+    padded, _ = fixed_inputs(small_dataset, rows, tiny_config("fixed", input_type="padded"), seed=1)
+    assert padded.shape == (6, 512)
+    assert np.all(padded[:, :256] <= 1.0) and np.all(padded >= 0)
+    empty, labels = fixed_inputs(small_dataset, np.zeros(0, np.int64), config, seed=1)
+    assert empty.shape == (0, 2126) and len(labels) == 0

@@ -1,0 +1,91 @@
+"""The model comparison page: the bundled model against a freshly trained tiny one; the
+metrics table must hold exactly what core's evaluation computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import PROJECT, RRUFF_DEV, needs_rruff
+from core import evalsets
+from core.classify import Classifier
+from core.dataset import load
+from ui.compare_data import FREQUENCY, MAJORITY, METRIC_COLUMNS, SAMPLES, SECONDS
+
+PAGE = str(PROJECT / "pages" / "compare.py")
+PAIR = ["default", "tiny"]
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _compare(at: AppTest, kind: str) -> pd.DataFrame:
+    at.multiselect(key="compare_models").set_value(PAIR)
+    at.radio(key="compare_set").set_value(kind)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at.dataframe[0].value
+
+
+def _check_table(table: pd.DataFrame, labelled) -> None:
+    """Each model row equals core's metrics computed directly on the same set."""
+    for name in PAIR:
+        direct = evalsets.evaluate_model(Classifier.load(name), labelled).metrics
+        row = table.loc[name]
+        for column, attribute in METRIC_COLUMNS.items():
+            assert row[column] == pytest.approx(getattr(direct, attribute), abs=1e-9), (name, column)
+        assert row[SAMPLES] == direct.n
+        assert row[SECONDS] > 0
+    assert table.loc[MAJORITY, "space group top-1"] == pytest.approx(direct.majority_top1)
+    assert table.loc[MAJORITY, "space group top-5"] == pytest.approx(direct.majority_top5)
+    assert table.loc[FREQUENCY, "space group top-1"] == pytest.approx(direct.frequency_top1)
+    assert table.loc[MAJORITY, "crystal system accuracy"] == pytest.approx(direct.majority_system)
+    assert table.loc[FREQUENCY, "crystal system accuracy"] == pytest.approx(direct.frequency_system)
+
+
+def test_page_lists_models_and_needs_a_choice(tiny_model):
+    at = _app()
+    options = at.multiselect(key="compare_models").options
+    assert "default" in options and "tiny" in options
+    at.multiselect(key="compare_models").set_value([])
+    at.run()
+    assert not at.exception
+    assert any("Pick the models" in info.value for info in at.info)
+    assert not at.dataframe
+
+
+def test_bundled_test_split_matches_core(tiny_model):
+    at = _app()
+    table = _compare(at, "Test split of a dataset")
+    assert at.selectbox(key="compare_dataset").value == "default"
+    assert list(table.index[:2]) == PAIR
+    _check_table(table, evalsets.dataset_test_set(load("default")))
+    # Figures: per-system bars, two 7x7 matrices, the 230-group matrix, scatter, curves.
+    assert len(at.get("plotly_chart")) == 6
+    assert at.selectbox(key="compare_detail_model").options == PAIR
+    per_class = at.dataframe[1].value
+    assert {"space_group", "precision", "recall", "f1", "support"} <= set(per_class.columns)
+    assert per_class["f1"].is_monotonic_increasing
+    # Switching the detail model and the figure options reruns from the cache, without errors.
+    at.selectbox(key="compare_detail_model").set_value("tiny")
+    at.checkbox(key="compare_present_only").uncheck()
+    at.selectbox(key="compare_history_metric").set_value("loss")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value.equals(table)
+
+
+@needs_rruff
+def test_rruff_dev_matches_core(tiny_model):
+    at = _app()
+    table = _compare(at, "RRUFF, 222 real patterns")
+    labelled = evalsets.labelled_folder(RRUFF_DEV, name="RRUFF")
+    _check_table(table, labelled)
+    assert np.all(table.loc[PAIR, SAMPLES] <= len(labelled))

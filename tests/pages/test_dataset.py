@@ -1,0 +1,309 @@
+"""The dataset page: browsing the bundled dataset, and building datasets from random
+crystals, CIF files (uploaded and from a folder), the Materials Project and the COD (both
+against real local HTTP servers that answer like the services), export and deletion."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import PROJECT
+from core import dataset as store
+from tests.core.test_sources import (GOOD_KEY, OTHER_KEY, FakeCOD, FakeMaterialsProject,
+                                     broken_cif, closed_port, nacl, nacl_cif)
+
+PAGE = str(PROJECT / "pages" / "dataset.py")
+FIGURES = 9  # space groups, systems, peaks, lattice, volume, elements, pattern, augmentation, imbalance
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by element key."""
+    charts = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        charts[element.proto.id] = spec
+    return charts
+
+
+def _matching(at: AppTest) -> int:
+    caption = next(c.value for c in at.caption if "patterns match" in c.value)
+    return int(caption.split(" of ")[0].replace(",", ""))
+
+
+def _build(at: AppTest, button: str, timeout: float = 180) -> AppTest:
+    """Click a build button and rerun until the background job has finished."""
+    at.number_input(key="ds_processes").set_value(1)
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + timeout
+    while "ds_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    assert "ds_job" not in at.session_state, "the build did not finish in time"
+    return at
+
+
+def _result(at: AppTest):
+    label, result, error = at.session_state["ds_last_result"]
+    return result, error
+
+
+def test_browse_bundled_dataset():
+    at = _app()
+    assert at.selectbox(key="ds_name").options[0] == "default"
+    assert at.selectbox(key="ds_name").value == "default"
+    bundled = store.load("default")
+    assert at.metric[0].value == f"{len(bundled):,}"
+    charts = at.get("plotly_chart")
+    assert len(charts) == FIGURES
+    # Every figure has its one-line caption right after it.
+    captions = [c.value for c in at.caption]
+    assert sum("space group" in c.lower() for c in captions) >= 1
+    assert len(captions) >= FIGURES
+    specs = [json.loads(c.proto.spec) for c in charts]
+    assert all(spec["data"] for spec in specs)
+    bars = [t for t in specs[0]["data"] if t["type"] == "bar"]
+    assert sum(sum(t["y"]) for t in bars) == len(bundled)
+
+    # A filter narrows the table and the viewer follows.
+    total = _matching(at)
+    assert total == len(bundled)
+    at.multiselect(key="ds_f_system").set_value(["cubic"])
+    at.run()
+    _ok(at)
+    cubic = int((bundled.table["crystal_system"] == "cubic").sum())
+    assert _matching(at) == cubic < total
+    assert set(at.dataframe[0].value["crystal_system"]) == {"cubic"}
+    assert len(at.selectbox(key="ds_row").options) == cubic
+
+    at.text_input(key="ds_f_formula").set_value("O")
+    at.run()
+    _ok(at)
+    assert _matching(at) <= cubic
+    assert all("O" in f for f in at.dataframe[0].value["formula"])
+
+    # The viewer: sticks with hkl, the rendered profile, the augmentation preview.
+    pattern = json.loads(at.get("plotly_chart")[6].proto.spec)
+    names = [t.get("name") for t in pattern["data"]]
+    assert "sticks" in names and "rendered profile (model input)" in names
+    hkl = next(t for t in pattern["data"] if t.get("name") == "hkl")
+    assert hkl["customdata"][0].startswith("(")
+    before = json.loads(at.get("plotly_chart")[7].proto.spec)["data"][1]["y"]
+    at.button(key="ds_reseed").click().run()
+    _ok(at)
+    after = json.loads(at.get("plotly_chart")[7].proto.spec)["data"][1]["y"]
+    assert before != after
+
+    # Options: log axis, element bar chart, bad filter input gives a clear message.
+    at.toggle(key="ds_log").set_value(True)
+    at.radio(key="ds_elements_view").set_value("Bar chart")
+    at.run()
+    _ok(at)
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["yaxis"]["type"] == "log"
+    at.text_input(key="ds_f_sg").set_value("999")
+    at.run()
+    assert not at.exception
+    assert any("not a space group" in e.value for e in at.error)
+
+
+def test_bundled_dataset_is_protected():
+    at = _app()
+    assert at.checkbox(key="del_ok").disabled
+    assert at.button(key="del_go").disabled
+    assert any("protected" in c.value for c in at.caption)
+    assert "default" not in at.radio(key="syn_target").options or \
+        at.radio(key="syn_target").disabled
+
+
+def test_build_small_synthetic_dataset():
+    at = _app()
+    at.radio(key="syn_mode").set_value("List")
+    at.run()
+    at.text_input(key="syn_list").set_value("225, 221")
+    at.number_input(key="syn_per_group").set_value(1)
+    at.number_input(key="syn_max_atoms").set_value(16)
+    at.text_input(key="syn_name").set_value("page_synthetic")
+    _build(at, "syn_go")
+    _ok(at)
+    result, error = _result(at)
+    assert error is None and result.saved
+    assert "page_synthetic" in store.list_datasets()
+    table = store.load("page_synthetic").table
+    assert len(table) == result.added and 1 <= len(table) <= 2
+    assert set(table["requested_sg"]) <= {221, 225}
+    assert any("page_synthetic" in s.value for s in at.success)
+    # The page switches to the new dataset, and it can now be appended to.
+    assert at.selectbox(key="ds_name").value == "page_synthetic"
+    assert "an existing dataset" in at.radio(key="syn_target").options
+    assert not at.radio(key="syn_target").disabled
+
+
+def test_synthetic_name_clash_and_bad_input():
+    store.create("taken", store.load("default").table.head(3), command="test")
+    at = _app()
+    at.radio(key="syn_mode").set_value("List")
+    at.run()
+    at.text_input(key="syn_list").set_value("225")
+    at.text_input(key="syn_name").set_value("taken")
+    at.button(key="syn_go").click().run()
+    assert not at.exception
+    assert any("already exists" in e.value for e in at.error)
+    at.text_input(key="syn_list").set_value("Q99")
+    at.run()
+    assert any("not a space group" in e.value for e in at.error)
+
+
+def test_import_one_good_and_one_broken_cif_by_upload(tmp_path):
+    at = _app()
+    at.file_uploader(key="cif_files").set_value([
+        ("NaCl.cif", nacl_cif(), "chemical/x-cif"),
+        ("broken.cif", broken_cif(), "chemical/x-cif")])
+    at.text_input(key="cif_name").set_value("page_upload")
+    _build(at, "cif_go")
+    _ok(at)
+    result, error = _result(at)
+    assert error is None
+    assert list(store.load("page_upload").table["id"]) == ["NaCl.cif"]
+    assert [name for name, _ in result.failures] == ["broken.cif"]
+    skipped = at.dataframe[-1].value
+    assert list(skipped["item"]) == ["broken.cif"] and "broken.cif" in skipped["reason"][0]
+
+
+def test_import_cifs_from_a_folder(tmp_path):
+    nacl().to(filename=str(tmp_path / "NaCl.cif"))
+    (tmp_path / "broken.cif").write_bytes(broken_cif())
+    at = _app()
+    at.text_input(key="cif_folder").set_value(str(tmp_path))
+    at.text_input(key="cif_name").set_value("page_folder")
+    _build(at, "cif_go")
+    result, error = _result(at)
+    assert error is None and result.added == 1
+    table = store.load("page_folder").table
+    assert list(table["id"]) == ["NaCl.cif"] and list(table["sg_number"]) == [225]
+    assert any("1 skipped" in w.value for w in at.warning)
+
+    at.text_input(key="cif_folder").set_value(str(tmp_path / "missing"))
+    at.text_input(key="cif_name").set_value("page_folder_2")
+    _build(at, "cif_go")
+    result, error = _result(at)
+    assert error is not None
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_materials_project_good_and_bad_key(monkeypatch):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    with FakeMaterialsProject() as server:
+        monkeypatch.setenv("MP_API_ENDPOINT", server.url)
+        at = _app()
+        at.text_input(key="mp_key").set_value(OTHER_KEY)
+        at.text_input(key="mp_elements").set_value("Na, Cl")
+        at.text_input(key="mp_name").set_value("page_mp")
+        _build(at, "mp_go")
+        assert not at.exception
+        assert any("rejected the API key" in e.value for e in at.error)
+        assert not any(OTHER_KEY in e.value for e in at.error)
+        assert "page_mp" not in store.list_datasets()
+
+        at.text_input(key="mp_key").set_value(GOOD_KEY)
+        _build(at, "mp_go")
+        _ok(at)
+        result, error = _result(at)
+        assert error is None and result.added == 2
+        assert server.summary_queries[-1]["elements"] == "Na,Cl"
+    table = store.load("page_mp").table
+    assert list(table["id"]) == ["mp-22862", "mp-22865"]
+    assert set(table["source"]) == {"materials_project"}
+
+
+def test_materials_project_without_key_or_network(monkeypatch):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    monkeypatch.setenv("MP_API_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    at = _app()
+    at.text_input(key="mp_elements").set_value("Na")
+    at.text_input(key="mp_name").set_value("page_mp_none")
+    _build(at, "mp_go")
+    assert any("No Materials Project API key" in e.value for e in at.error)
+    at.text_input(key="mp_key").set_value(GOOD_KEY)
+    _build(at, "mp_go")
+    assert any("Cannot reach the Materials Project" in e.value for e in at.error)
+
+
+def test_cod_by_ids(monkeypatch):
+    with FakeCOD() as server:
+        monkeypatch.setenv("COD_BASE_URL", server.url + "/cod")
+        at = _app()
+        at.text_area(key="cod_ids").set_value("1000001, 1000002")
+        at.text_input(key="cod_name").set_value("page_cod")
+        _build(at, "cod_go")
+        _ok(at)
+    result, error = _result(at)
+    assert error is None and result.added == 1
+    assert list(store.load("page_cod").table["id"]) == ["cod-1000001"]
+    assert [name for name, _ in result.failures] == ["cod-1000002"]
+
+
+def test_unreachable_dask_scheduler_is_reported():
+    at = _app()
+    at.text_input(key="ds_scheduler").set_value(f"tcp://127.0.0.1:{closed_port()}")
+    at.text_input(key="syn_name").set_value("page_dask")
+    at.button(key="syn_go").click().run()
+    assert not at.exception
+    assert any("no Dask scheduler answers" in e.value for e in at.error)
+    assert "ds_job" not in at.session_state
+
+
+def test_export_and_delete():
+    store.create("to_delete", store.load("default").table.head(4), command="test")
+    at = _app()
+    at.selectbox(key="ds_name").set_value("to_delete")
+    at.run()
+    _ok(at)
+    assert len(at.get("download_button")) == 2
+    assert at.button(key="del_go").disabled
+    at.checkbox(key="del_ok").check().run()
+    assert not at.button(key="del_go").disabled
+    at.button(key="del_go").click().run()
+    _ok(at)
+    assert "to_delete" not in store.list_datasets()
+    assert any("Deleted dataset 'to_delete'" in s.value for s in at.success)
+    assert at.selectbox(key="ds_name").value == "default"
+
+
+def test_a_running_build_can_be_cancelled():
+    at = _app()
+    at.radio(key="syn_mode").set_value("By crystal system")
+    at.run()
+    at.multiselect(key="syn_systems").set_value(["cubic"])
+    at.number_input(key="syn_per_group").set_value(10)       # 360 crystals: minutes of work
+    at.number_input(key="ds_processes").set_value(1)
+    at.text_input(key="syn_name").set_value("page_cancelled")
+    at.button(key="syn_go").click().run()
+    assert not at.exception, at.exception
+    assert "ds_job" in at.session_state
+    assert at.get("progress"), "a running build shows a progress bar"
+    assert at.button(key="job_keep") and at.button(key="job_cancel")
+    at.button(key="job_cancel").click().run()
+    deadline = time.monotonic() + 60
+    while "ds_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    result, error = _result(at)
+    assert error is None and result.cancelled and not result.saved
+    assert result.added == 0 < result.requested == 360
+    assert any("cancelled: nothing was written" in w.value for w in at.warning)
+    assert "page_cancelled" not in store.list_datasets()

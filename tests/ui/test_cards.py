@@ -1,0 +1,37 @@
+"""Model-card helpers: metrics beside baselines, real-data results, training facts."""
+
+import json
+
+import numpy as np
+
+from core.evaluation import evaluate
+from core.registry import ModelMetadata
+from ui.cards import external_results, metrics_table, training_summary
+
+
+def test_metrics_table_puts_baselines_beside_the_model():
+    labels = np.array([14, 14, 14, 62, 2])
+    probabilities = np.full((5, 230), 1e-3)
+    probabilities[np.arange(5), labels - 1] = 1.0
+    table = metrics_table(evaluate(labels, probabilities).to_dict())
+    assert table.loc["Space group top-1", "model"] == 100.0
+    assert table.loc["Space group top-1", "majority class"] == 60.0
+    assert table.loc["Crystal system accuracy", "majority class"] == 60.0
+    assert metrics_table({}).empty
+
+
+def test_external_results_reads_the_accuracy_benchmark(tmp_path):
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps({"results": [
+        {"model": "default", "set": "RRUFF", "metrics": {"top1": 0.5}},
+        {"model": "other", "set": "RRUFF", "metrics": {"top1": 0.1}}]}))
+    assert external_results("default", path) == {"RRUFF": {"top1": 0.5}}
+    assert external_results("default", tmp_path / "missing.json") == {}
+
+
+def test_training_summary_describes_grid_and_data():
+    meta = ModelMetadata(name="m", kind="resnet1d", dataset={"name": "d", "train": 8,
+                                                             "validation": 1, "test": 1})
+    facts = training_summary(meta)
+    assert "2126 points" in facts["Input"]
+    assert facts["Training data"].startswith("d: 8 train")

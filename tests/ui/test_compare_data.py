@@ -1,0 +1,133 @@
+"""Data of the model comparison page: labelled sets from uploads, and the metrics table."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.evalsets import ModelEvaluation
+from core.evaluation import evaluate
+from ui import compare_data as cd
+
+
+def _pattern(peak: float) -> bytes:
+    angles = np.arange(5.0, 90.0, 0.05)
+    counts = 10 + 1000 * np.exp(-0.5 * ((angles - peak) / 0.1) ** 2)
+    return "\n".join(f"{a:.3f}, {c:.2f}" for a, c in zip(angles, counts)).encode()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("a.xy", "a.xy"), ("folder/sub/b c.txt", "b_c.txt"), ("../evil.xy", None),
+    ("/etc/passwd", None), ("C:\\x\\y.xy", None), ("dir\\z.xy", "z.xy"),
+    ("__MACOSX/._a.xy", None), (".hidden", None), ("x/..", None), ("", None),
+])
+def test_safe_name(name, expected):
+    assert cd.safe_name(name) == expected
+
+
+def test_zip_with_labels_in_a_folder(tmp_path):
+    labels = "pattern_file,sg_number\ndata/p1.xy,14\np2.xy,225\nmissing.xy,62\n"
+    data = _zip({"set/labels.csv": labels.encode(), "set/data/p1.xy": _pattern(30),
+                 "set/p2.xy": _pattern(40), "../escape.xy": _pattern(50),
+                 "__MACOSX/set/._p1.xy": b"junk"})
+    labelled = cd.labelled_upload([("set.zip", data)])
+    assert list(labelled.labels) == [14, 225]
+    assert [p.name for p in labelled.patterns] == ["p1.xy", "p2.xy"]
+    skipped = dict(labelled.skipped)
+    assert "../escape.xy" in skipped and "__MACOSX/set/._p1.xy" in skipped
+    assert "missing.xy" in skipped
+
+
+def test_loose_files_and_duplicates():
+    labels = b"file,sg_number\np1.xy,14\n"
+    labelled = cd.labelled_upload([("labels.csv", labels), ("p1.xy", _pattern(30)),
+                                   ("a.zip", _zip({"x/p1.xy": _pattern(60)}))])
+    assert list(labelled.labels) == [14]
+    assert any("second file" in reason for _, reason in labelled.skipped)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (b"name,group\np1.xy,14\n", "pattern_file"),
+    (b"file,sg_number\np1.xy,231\n", "1-230"),
+    (b"file,sg_number\np1.xy,abc\n", "1-230"),
+])
+def test_bad_labels_are_named(labels, message):
+    with pytest.raises(cd.UploadError, match=message):
+        cd.labelled_upload([("labels.csv", labels), ("p1.xy", _pattern(30))])
+
+
+def test_upload_errors():
+    with pytest.raises(cd.UploadError, match="no file"):
+        cd.labelled_upload([])
+    with pytest.raises(cd.UploadError, match="bad.zip: not a readable zip"):
+        cd.labelled_upload([("bad.zip", b"not a zip")])
+    with pytest.raises(cd.UploadError, match="no labelled pattern"):
+        cd.labelled_upload([("p1.xy", _pattern(30))])
+    with pytest.raises(cd.UploadError, match="uncompressed"):
+        cd.labelled_upload([("big.zip", _zip({"a.xy": b"0" * 5000}))], max_bytes=1000)
+    with pytest.raises(cd.UploadError, match="no usable file"):
+        cd.labelled_upload([("../x.xy", b"1")])
+
+
+def _evaluation(model: str, labels, predicted, seconds: float) -> ModelEvaluation:
+    probabilities = np.full((len(labels), 230), 1e-4)
+    probabilities[np.arange(len(labels)), np.asarray(predicted) - 1] = 1
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return ModelEvaluation(model=model, set_name="s", labels=np.asarray(labels),
+                           probabilities=probabilities, metrics=evaluate(labels, probabilities),
+                           seconds=seconds)
+
+
+def test_metrics_frame_and_baselines():
+    labels = np.array([14, 14, 14, 2, 225])
+    good = _evaluation("good", labels, [14, 14, 14, 2, 221], 2.0)
+    bad = _evaluation("bad", labels, [14, 15, 15, 1, 221], 1.0)
+    frame = cd.metrics_frame([good, bad])
+    assert list(frame.index) == ["good", "bad", cd.MAJORITY, cd.FREQUENCY]
+    for evaluation in (good, bad):
+        for column, attribute in cd.METRIC_COLUMNS.items():
+            assert frame.loc[evaluation.model, column] == getattr(evaluation.metrics, attribute)
+    assert frame.loc["good", cd.SECONDS] == 2.0 and frame.loc["good", cd.SAMPLES] == 5
+    # Majority class 14 (f = 0.6) of 3 classes: balanced accuracy 1/3, macro-F1 0.75/3.
+    majority = frame.loc[cd.MAJORITY]
+    assert majority["space group top-1"] == pytest.approx(0.6)
+    assert majority["space group balanced accuracy"] == pytest.approx(1 / 3)
+    assert majority["space group macro-F1"] == pytest.approx(2 * 0.6 / 1.6 / 3)
+    assert frame.loc[cd.FREQUENCY, "space group top-1"] == pytest.approx(0.36 + 0.04 + 0.04)
+    assert np.isnan(frame.loc[cd.FREQUENCY, cd.SECONDS])
+    # The majority baseline's macro-F1 equals what scikit-learn gives for that predictor.
+    constant = _evaluation("constant", labels, [14] * 5, 0.0)
+    assert constant.metrics.macro_f1 == pytest.approx(majority["space group macro-F1"])
+    assert constant.metrics.balanced_accuracy == pytest.approx(majority["space group balanced accuracy"])
+
+    html = cd.style_metrics(frame, ["good", "bad"]).to_html()
+    assert "60.0%" in html and "—" in html
+    assert html.count("font-weight: bold") >= 1
+    assert cd.metrics_frame([]).empty
+
+
+def test_style_highlights_best_model_only():
+    frame = pd.DataFrame({column: [0.5, 0.2, 0.9] for column in cd.METRIC_COLUMNS},
+                         index=["a", "b", cd.MAJORITY])
+    frame[cd.SAMPLES] = 10
+    frame[cd.SECONDS] = [3.0, 1.0, np.nan]
+    styler = cd.style_metrics(frame, ["a", "b"])
+    styler._compute()
+    styled = {(r, c) for (r, c), props in styler.ctx.items() if props}
+    columns = list(frame.columns)
+    metric_cells = {(0, columns.index(c)) for c in cd.METRIC_COLUMNS}
+    assert metric_cells <= styled  # "a" beats "b"; the baseline row's 0.9 is not highlighted
+    assert (1, columns.index(cd.SECONDS)) in styled  # fastest model
+    assert not any(r == 2 for r, _ in styled)
