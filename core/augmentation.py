@@ -28,7 +28,9 @@ class Augmentation:
     """Ranges of the perturbations (each drawn per pattern unless said otherwise).
 
     Attributes:
-        strength: multiplies every range below; 0 turns augmentation off.
+        strength: scales the size of every shift, strain, jitter, broadening and background
+            term below (not the probabilities, texture, count or width ranges); 0 turns
+            augmentation off and renders clean peaks of fixed width.
         lattice_strain: s.d. of the relative change of each free cell length (crystal-system
             constraints kept), a few % covers thermal expansion and solid solutions.
         angle_strain_deg: s.d. of the change of each free cell angle, degrees.
@@ -211,6 +213,8 @@ def augment_profiles(sticks: StickBatch, grid: TwoThetaGrid, aug: Augmentation,
     cos = np.cos(np.radians(np.nan_to_num(two_theta, nan=0.0) / 2))
     scherrer = np.degrees(SCHERRER_K * CU_KA1 / (size_nm * 10.0 * cos))
     fwhm = np.clip(np.sqrt(instrumental ** 2 + (s * scherrer) ** 2), grid.step, 1.5)
+    # Simulated intensities are integrated intensities: a broader peak is lower.
+    intensity = intensity * (CLEAN_FWHM_DEG / fwhm)
     eta = _uniform(rng, aug.eta, n)
     profiles = render(two_theta, intensity, grid, fwhm=fwhm, eta=eta, normalise=True)
 

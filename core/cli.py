@@ -138,7 +138,8 @@ def cmd_train(args) -> int:
             bar.refresh()
         else:
             logs = event["logs"]
-            bar.write(f"epoch {event['epoch']}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+            bar.write(f"epoch {event['epoch']}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
+                      file=sys.stderr)
 
     stop = threading.Event()
     try:

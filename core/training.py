@@ -299,7 +299,10 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
     x_val, y_val = fixed_inputs(dataset, parts.validation, config, seed=1)
 
     input_length = config.grid.size if config.input_type == "grid" else 2 * config.padded_length
-    model = build(config.kind, input_length, **config.hyperparameters)
+    try:
+        model = build(config.kind, input_length, **config.hyperparameters)
+    except TypeError as exc:  # an argument the builder does not take
+        raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")])

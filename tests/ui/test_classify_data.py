@@ -15,6 +15,7 @@ from core.classify import Classifier
 from core.evaluation import evaluate
 from core.examples import read_examples
 from core.preprocess import Preprocessing
+from tests.conftest import RRUFF_DEV, needs_rruff
 from ui import classify_data as data
 
 EXAMPLES = dict(read_examples())
@@ -276,3 +277,19 @@ def test_hundred_rruff_sized_files_are_fast(classifier):
     seconds = time.perf_counter() - start
     assert len(table) == 100 and not result.errors
     assert seconds < 60, f"100 files took {seconds:.1f} s"
+
+
+@needs_rruff
+def test_real_rruff_pairs_in_a_zip(classifier):
+    from core.readers import read_dif
+
+    stems = sorted(p.name.removesuffix("_CIF.txt") for p in RRUFF_DEV.glob("R*_CIF.txt"))[:4]
+    members = {}
+    for stem in stems:
+        members[f"rruff/{stem}.csv"] = (RRUFF_DEV / f"{stem}.csv").read_bytes()
+        members[f"rruff/{stem}_CIF.txt"] = (RRUFF_DEV / f"{stem}_CIF.txt").read_bytes()
+    result = data.classify_uploads(classifier, [("rruff.zip", _zip(members))])
+    assert [p.file for p in result.predictions] == [f"rruff.zip/rruff/{s}.csv" for s in stems]
+    assert not result.errors
+    assert result.truths == [read_dif(RRUFF_DEV / f"{s}_CIF.txt").sg_number for s in stems]
+    assert len(result.label_files) == len(stems)
