@@ -56,7 +56,7 @@ class Augmentation:
     """
 
     strength: float = 1.0
-    lattice_strain: float = 0.02
+    lattice_strain: float = 0.03
     angle_strain_deg: float = 0.7
     zero_shift_deg: float = 0.08
     displacement_mm: float = 0.15

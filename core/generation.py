@@ -40,8 +40,9 @@ def space_group_prior(smoothing: float = 1.0) -> np.ndarray:
 
 
 def space_groups_by_prior(total: int, seed: int = 0, minimum: int = 1) -> list[int]:
-    """``total`` space-group numbers drawn from :func:`space_group_prior`, every group at
-    least ``minimum`` times, shuffled."""
+    """Space-group numbers for ``total`` crystals: every group ``minimum`` times, the rest
+    drawn from :func:`space_group_prior`, shuffled (``230 * minimum`` numbers when that
+    exceeds ``total``)."""
     rng = np.random.default_rng(seed)
     base = np.repeat(np.arange(1, 231), minimum)
     extra = rng.choice(np.arange(1, 231), size=max(0, total - len(base)), p=space_group_prior())

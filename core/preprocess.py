@@ -146,6 +146,8 @@ def _resample(tt: np.ndarray, y: np.ndarray, angles: np.ndarray, step: float,
 def _scale(profile: np.ndarray, inside: np.ndarray, name: str) -> np.ndarray:
     values = profile[inside]
     low, high = float(values.min()), float(values.max())
+    if not np.isfinite(high - low):  # values near the float limit overflow when resampled or scaled
+        raise PatternReadError(f"{name}: intensities too large to scale (beyond the float range)")
     if not high > low:
         raise PatternReadError(f"{name}: flat pattern inside the model's 2θ range")
     scaled = np.zeros(profile.size, dtype=np.float32)

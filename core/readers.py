@@ -451,7 +451,7 @@ def _parse_dif(text: str, label: str) -> DifFile:
         metadata["rruff_id"] = rruff.group()
     return DifFile(
         name=label, mineral=mineral, sg_symbol=symbol, sg_number=sg_number, cell=cell,
-        wavelength=wavelengths[0] if wavelengths else None,
+        wavelength=wavelengths[0] if wavelengths and 0.1 < wavelengths[0] < 5.0 else None,
         two_theta=np.array([float(r["tt"]) for r in rows]),
         intensity=np.array([float(r["i"]) for r in rows]),
         d_spacing=np.array([float(r["d"]) for r in rows]),

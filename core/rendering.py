@@ -100,11 +100,14 @@ def render(two_theta: np.ndarray, intensity: np.ndarray, grid: TwoThetaGrid,
     window = np.concatenate([np.arange(half + 1), np.arange(-half, 0)]).astype(np.float32) * grid.step
     columns = np.concatenate([np.arange(half + 1), np.arange(size - half, size)])
     profiles = np.zeros((n, grid.size), dtype=np.float32)
+    # One kernel serves the whole batch when every pattern has the same shape.
+    shared = bool(np.all(levels == levels[:1]) and np.all(eta == eta[:1]))
     for level, weight in enumerate(weights):
         sticks = _deposit(tt, ii * weight, grid, size)
-        kernel = np.zeros((n, size), dtype=np.float32)
-        kernel[:, columns] = pseudo_voigt(window[None, :], levels[:, level:level + 1].astype(np.float32),
-                                          eta[:, None])
+        rows = 1 if shared else n
+        kernel = np.zeros((rows, size), dtype=np.float32)
+        kernel[:, columns] = pseudo_voigt(window[None, :], levels[:rows, level:level + 1].astype(np.float32),
+                                          eta[:rows, None])
         spectrum = sp_fft.rfft(sticks, axis=1, workers=-1) * sp_fft.rfft(kernel, axis=1, workers=-1)
         profiles += sp_fft.irfft(spectrum, n=size, axis=1, workers=-1)[:, :grid.size]
     return normalise_profiles(profiles) if normalise else profiles

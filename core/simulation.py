@@ -22,6 +22,10 @@ from core.symmetry import by_number
 # forgives the small distortions of refined experimental structures.
 SYMPREC = 0.1
 DEFAULT_TWO_THETA_RANGE = (5.0, 90.0)
+# Largest conventional cell simulated, Å³ (a 63 Å cube; the biggest inorganic cells are near
+# 100 000 Å³). Reflections grow with the volume: a 150 Å cell means millions of them,
+# gigabytes and many minutes, so a hostile or mistyped CIF is refused instead.
+MAX_CELL_VOLUME = 250_000.0
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -70,6 +74,9 @@ def simulate(structure: Structure, wavelength: float = CU_KA,
         wavelength: X-ray wavelength in Å (Cu Kα by default).
         two_theta_range: (min, max) 2θ in degrees.
         symprec: spglib distance tolerance in Å for the space-group label.
+
+    Raises:
+        ValueError: the conventional cell is larger than :data:`MAX_CELL_VOLUME`.
     """
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -79,6 +86,9 @@ def simulate(structure: Structure, wavelength: float = CU_KA,
         analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
         sg_number = analyzer.get_space_group_number()
         conventional = analyzer.get_conventional_standard_structure()
+        if not conventional.volume <= MAX_CELL_VOLUME:
+            raise ValueError(f"unit cell of {conventional.volume:.3g} Å³ is too large to simulate "
+                             f"(at most {MAX_CELL_VOLUME:.0f} Å³)")
         pattern = XRDCalculator(wavelength=wavelength).get_pattern(
             conventional, scaled=True, two_theta_range=two_theta_range)
     hkl = np.array([_three_index(peak[0]["hkl"]) for peak in pattern.hkls], dtype=np.int16)

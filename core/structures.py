@@ -34,6 +34,9 @@ CATIONS: dict[str, float] = {
 }
 
 
+MIN_CELL_VOLUME = 1.0  # Å³; the smallest real cells hold about 5 Å³
+
+
 class StructureReadError(ValueError):
     """A structure file that could not be read; the message names the file and the reason."""
 
@@ -68,7 +71,15 @@ def read_cif(source: str | Path | bytes, name: str | None = None) -> Structure:
         raise StructureReadError(f"{label}: invalid CIF ({exc})") from exc
     if not structures:
         raise StructureReadError(f"{label}: the CIF contains no complete structure")
-    return structures[0]
+    structure = structures[0]
+    # spglib (used to simulate) crashes the whole process on a non-finite or flat cell.
+    matrix, coords = np.asarray(structure.lattice.matrix), np.asarray(structure.frac_coords)
+    volume = abs(float(np.linalg.det(matrix))) if np.isfinite(matrix).all() else float("nan")
+    if not (np.isfinite(coords).all() and volume >= MIN_CELL_VOLUME):
+        cell = " ".join(f"{v:g}" for v in structure.lattice.parameters)
+        raise StructureReadError(f"{label}: impossible unit cell (a b c α β γ = {cell}, "
+                                 f"volume {volume:g} Å³)")
+    return structure
 
 
 @dataclass

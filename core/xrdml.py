@@ -55,9 +55,10 @@ def _wavelength(root: ET.Element) -> tuple[float | None, dict]:
     if k1 is None or not 0.1 < k1 < 5.0:
         return None, parts
     k2, ratio = parts.get("kAlpha2"), parts.get("ratioKAlpha2KAlpha1", 0.0)
-    if k2 is None or ratio <= 0:
+    if k2 is None or not ratio > 0:  # also a NaN ratio
         return k1, parts
-    return (k1 + ratio * k2) / (1.0 + ratio), parts
+    weighted = (k1 + ratio * k2) / (1.0 + ratio)
+    return (weighted if 0.1 < weighted < 5.0 else k1), parts  # a nonsense Kα2 or ratio: Kα1
 
 
 def parse_xrdml(text: str, raw: bytes, label: str,
