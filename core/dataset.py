@@ -125,6 +125,7 @@ def save(dataset: Dataset, path: Path | None = None) -> Path:
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -2,7 +2,7 @@
 
 Builds run in a background thread held in this browser session; a fragment redraws their
 progress every second and offers to stop them. Figures and their data live in
-``ui/figures_dataset.py``, the online sources and CIF import in ``core/sources.py``.
+``ui/figures_dataset.py``, the online sources and CIF import in the ``core/sources/`` package.
 """
 
 import os
