@@ -123,8 +123,9 @@ def is_protected(name: str) -> bool:
 
 
 def list_models() -> list[ModelMetadata]:
-    """Metadata of every saved model (bundled first, then newest first); unreadable folders
-    are listed with status ``corrupt`` rather than hidden."""
+    """Metadata of every saved model (bundled first, then newest first); unreadable folders,
+    and finished runs whose model file is missing or truncated, are listed with status
+    ``corrupt`` rather than hidden."""
     folders = {p.name: p for p in models_dir().glob("*") if p.is_dir() and not p.name.startswith(".")}
     if BUNDLED_MODEL not in folders and bundled_model_path().exists():
         folders[BUNDLED_MODEL] = bundled_model_path()
@@ -133,9 +134,14 @@ def list_models() -> list[ModelMetadata]:
         if not (folder / METADATA_FILE).exists():
             continue
         try:
-            found.append(read_metadata(folder))
+            metadata = read_metadata(folder)
         except ModelError as exc:
             found.append(ModelMetadata(name=name, kind="?", status="corrupt", error=str(exc)))
+            continue
+        if metadata.status in ("done", "stopped") and not zipfile.is_zipfile(folder / MODEL_FILE):
+            metadata.status = "corrupt"  # missing or truncated: a .keras file is a zip archive
+            metadata.error = f"model {name}: {MODEL_FILE} is missing or damaged"
+        found.append(metadata)
     found.sort(key=lambda m: m.created, reverse=True)
     found.sort(key=lambda m: m.name != BUNDLED_MODEL)
     return found

@@ -20,6 +20,10 @@ from ui import classify_data as data
 from ui.figures_classify import confusion_figure, pattern_figure, systems_figure, top_groups_figure
 from ui.state import load_classifier, usable_models
 
+from ui.routing import ensure_app_navigation
+
+ensure_app_navigation()
+
 MAX_ERRORS_SHOWN = 20
 BACKGROUND_LABELS = {"none": "none", "snip": "SNIP (peak clipping)",
                      "arpls": "asymmetric least squares (arPLS)", "modpoly": "modified polynomial"}

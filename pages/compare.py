@@ -19,6 +19,10 @@ from ui import state
 from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, UploadError, labelled_upload,
                              metrics_frame, style_metrics)
 
+from ui.routing import ensure_app_navigation
+
+ensure_app_navigation()
+
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 TEST_SPLIT = "Test split of a dataset"
 UPLOAD = "Uploaded patterns (zip or files)"

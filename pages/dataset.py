@@ -20,6 +20,10 @@ from core.symmetry import CRYSTAL_SYSTEMS
 from ui import figures_dataset as fig
 from ui.state import load_dataset
 
+from ui.routing import ensure_app_navigation
+
+ensure_app_navigation()
+
 JOB, RESULT, FLASH, SELECT_NEXT = "ds_job", "ds_last_result", "ds_flash", "ds_select_next"
 MAX_TABLE_ROWS = 5000
 

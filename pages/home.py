@@ -7,6 +7,10 @@ from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, read_metadata, model_path
 from ui.cards import external_results, metrics_table, training_summary
 
+from ui.routing import ensure_app_navigation
+
+ensure_app_navigation()
+
 st.title("xrd-classify")
 st.markdown(
     "Which **space group** (and crystal system) does a powder X-ray diffraction pattern "

@@ -25,6 +25,10 @@ from ui.cards import metrics_table
 from ui.figures_training import (accuracy_figure, batch_figure, learning_rate_figure,
                                  loss_figure, system_confusion_figure)
 
+from ui.routing import ensure_app_navigation
+
+ensure_app_navigation()
+
 DEFAULTS = {"train_dataset": "default", "train_input_type": "grid", "train_kind": "resnet1d",
             "train_epochs": 10, "train_steps": 0, "train_batch": 128, "train_lr": 1e-3,
             "train_weighting": "sqrt", "train_augment": True, "train_strength": 1.0,

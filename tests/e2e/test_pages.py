@@ -1,0 +1,104 @@
+"""Each page of the running app, in a real browser: it loads, draws its figures and tables,
+and handles good and broken uploads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import (EXAMPLE, assert_no_exception, check_top_five, open_app_page,
+                                plot_traces, screenshot, upload, wait_for_plots)
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
+
+PAGES = {"Home": "/", "Datasets": "/dataset", "Training": "/training",
+         "Compare models": "/compare", "Classify patterns": "/classify"}
+
+
+def test_home_shows_title_and_bundled_model_card(page):
+    open_app_page(page, "/", "xrd-classify")
+    expect(page.get_by_role("heading", name="Bundled model")).to_be_visible()
+    card = page.locator('[data-testid="stTable"]')
+    expect(card).to_be_visible()
+    for fact in ("Architecture", "Input", "Training data", "Status"):
+        expect(card).to_contain_text(fact)
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    expect(links).to_have_count(len(PAGES))
+    for title, path in PAGES.items():
+        link = links.filter(has_text=title)
+        expect(link).to_have_attribute("href", re.compile(re.escape(path) + "$"))
+    assert_no_exception(page)
+    screenshot(page, "home")
+
+
+def test_dataset_page_draws_its_figures(page):
+    open_app_page(page, "/dataset", "Datasets")
+    expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Patterns")
+    wait_for_plots(page, '[data-testid="stPlotlyChart"]', 6)
+    figures = plot_traces(page)
+    assert len(figures) >= 6, figures
+    # The overview figures (space groups, systems, peaks, lattice, volume, elements) hold data.
+    for traces in figures[:6]:
+        assert traces and max(trace["points"] for trace in traces) > 0, figures
+    assert_no_exception(page)
+    screenshot(page, "dataset")
+
+
+def test_classify_rruff_file_shows_top_five(page):
+    open_app_page(page, "/classify", "Classify patterns")
+    upload(page, [EXAMPLE])
+    summary = page.locator('[data-testid="stMarkdownContainer"] p').filter(
+        has_text=re.compile(r"^1 of 1 file\(s\) classified with model"))
+    expect(summary).to_be_visible()
+    check_top_five(page)
+    expect(page.get_by_text(re.compile(r"^Read as rruff_xy"))).to_be_visible()
+    assert not page.locator('[data-testid="stAlert"]').filter(
+        has_text=EXAMPLE.name).count(), "the good file was reported as an error"
+    assert_no_exception(page)
+    screenshot(page, "classify")
+
+
+def test_classify_broken_file_beside_good_one(page, tmp_path):
+    broken = tmp_path / "garbage.xy"
+    broken.write_bytes(bytes(range(256)) * 16)
+    open_app_page(page, "/classify", "Classify patterns")
+    upload(page, [EXAMPLE, broken])
+    error = page.locator('[data-testid="stAlert"]').filter(has_text="garbage.xy")
+    expect(error).to_be_visible()
+    summary = page.locator('[data-testid="stMarkdownContainer"] p').filter(
+        has_text=re.compile(r"^1 of 2 file\(s\) classified with model"))
+    expect(summary).to_be_visible()
+    check_top_five(page)
+    assert_no_exception(page)
+    screenshot(page, "classify_broken_file")
+
+
+def test_compare_shows_confusion_matrices(page, tiny_model):
+    name = tiny_model.metadata.name
+    open_app_page(page, "/compare", "Compare models")
+    chosen = page.locator('[data-testid="stMultiSelect"]').first.locator("[data-tag]")
+    expect(chosen.first).to_be_visible()
+    if name not in [chosen.nth(i).get_attribute("aria-label") for i in range(chosen.count())]:
+        box = page.get_by_role("combobox", name="Models")
+        box.click()
+        box.fill(name)
+        box.press("Enter")
+        box.press("Escape")
+        expect(chosen.filter(has_text=name)).to_have_count(1)
+    names = [chosen.nth(i).get_attribute("aria-label") for i in range(chosen.count())]
+    assert "default" in names and name in names, names
+    expect(page.get_by_role("heading", name="Confusion matrices")).to_be_visible()
+    metrics = page.locator('[data-testid="stDataFrame"]').first
+    for model in ("default", name):
+        expect(metrics).to_contain_text(model)
+    wait_for_plots(page, ".st-key-compare_cs_counts")
+    wait_for_plots(page, ".st-key-compare_sg_confusion")
+    counts = plot_traces(page, ".st-key-compare_cs_counts")
+    assert counts and counts[0][0]["type"] == "heatmap" and counts[0][0]["points"] == 7, counts
+    groups = plot_traces(page, ".st-key-compare_sg_confusion")
+    assert groups and groups[0][0]["type"] == "heatmap" and groups[0][0]["points"] > 0, groups
+    problems = page.locator('[data-testid="stAlert"]').filter(has_text="cannot be")
+    assert not problems.count(), problems.all_text_contents()
+    assert_no_exception(page)
+    screenshot(page, "compare")

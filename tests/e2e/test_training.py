@@ -1,0 +1,43 @@
+"""Training in the browser: a tiny run streams its epochs into the live charts and stops on
+request, leaving a saved run with status 'stopped'."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.e2e.conftest import (assert_no_exception, loss_epochs, screenshot, start_training,
+                                wait_for_loss_epochs)
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
+
+NAME = "e2e-train"
+
+
+def test_training_streams_epochs_and_stops(page, isolated_store):
+    start_training(page, NAME, epochs=50, steps=3)
+    expect(page.get_by_role("heading", name=f"Training '{NAME}' on 'default'")).to_be_visible()
+    wait_for_loss_epochs(page, 2)
+    progress = page.get_by_text(re.compile(r"^Epoch \d+ of 50 · batch \d+ of 3 ·"))
+    expect(progress).to_be_visible()
+    epoch = int(re.match(r"Epoch (\d+)", progress.inner_text()).group(1))
+    assert epoch >= 2, progress.inner_text()
+    assert_no_exception(page)
+    screenshot(page, "training_live")
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.get_by_text(re.compile(rf"^Run '{NAME}' was stopped after"))).to_be_visible(
+        timeout=180_000)
+    expect(page.get_by_role("heading", name=f"Latest run: {NAME}")).to_be_visible()
+    assert loss_epochs(page) >= 2
+    runs = page.locator('[data-testid="stDataFrame"]').filter(has_text=NAME).first
+    expect(runs).to_contain_text("stopped")
+    metadata = json.loads((isolated_store / "models" / NAME / "metadata.json").read_text())
+    assert metadata["status"] == "stopped"
+    settings = metadata["hyperparameters"]  # the TrainingConfig the form produced
+    assert settings["hyperparameters"] == {"width": 8, "dense_units": 32}
+    assert (settings["epochs"], settings["steps_per_epoch"], settings["batch_size"]) == (50, 3, 16)
+    assert_no_exception(page)
+    screenshot(page, "training_stopped")

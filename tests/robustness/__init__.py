@@ -1,0 +1,1 @@
+"""Robustness: fuzzed readers, faults (killed jobs, corrupt files), security and load."""
