@@ -49,7 +49,8 @@ def read_cif(source: str | Path | bytes, name: str | None = None) -> Structure:
         name: how to name the file in errors (defaults to the path).
 
     Raises:
-        StructureReadError: unreadable, empty or not a CIF with a structure.
+        StructureReadError: unreadable, empty or not a CIF with a structure, or a cell with
+            non-finite or degenerate (under 1 Å³) dimensions.
     """
     from pymatgen.io.cif import CifParser
 

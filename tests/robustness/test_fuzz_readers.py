@@ -23,8 +23,8 @@ import time
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from core.grid import DEFAULT_GRID
 from core.preprocess import to_grid
