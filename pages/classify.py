@@ -160,7 +160,7 @@ for prediction in result.errors[:MAX_ERRORS_SHOWN]:
     st.error(prediction.error)
 if len(result.errors) > MAX_ERRORS_SHOWN:
     st.error(f"… and {len(result.errors) - MAX_ERRORS_SHOWN} more files could not be "
-             "classified (see the error column of the table).")
+             "classified (see the status column of the table).")
 if result.label_files:
     st.caption("Used as ground truth only (not classified): " + ", ".join(result.label_files))
 
@@ -187,10 +187,12 @@ if metrics is not None:
 # ----------------------------------------------------------------------------- table
 st.subheader("All files")
 table = data.results_table(result)
-st.dataframe(table, width="stretch", hide_index=True, key="classify_table")
-st.caption("Top-1 space group per file, and the best crystal system (its space groups' "
-           "probabilities summed, so it can differ from the top group's), with the ground truth "
-           "where known. The JSON files use the schema of `python -m core classify --json`.")
+st.dataframe(data.display_table(table), width="stretch", hide_index=True, key="classify_table")
+st.caption("Status (ok, or why the file could not be classified), top-1 space group per file, "
+           "and the best crystal system (its space groups' probabilities summed, so it can "
+           "differ from the top group's), with the ground truth where known. The CSV has an "
+           "error column instead of status; the JSON files use the schema of "
+           "`python -m core classify --json`.")
 downloads = st.columns(3)
 downloads[0].download_button("Download CSV", table.to_csv(index=False), "predictions.csv",
                              "text/csv", key="download_csv")

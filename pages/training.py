@@ -7,7 +7,7 @@ and browser refreshes neither stop the run nor start a second one.
 
 import inspect
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import partial
 
 import pandas as pd
@@ -270,23 +270,33 @@ def _delete(name: str) -> None:
     st.session_state["runs_feedback"] = ("success", f"Deleted run '{name}'.")
 
 
+RUNS_COLUMNS = ["name", "model", "dataset", "epochs", "top-1 %", "top-5 %", "crystal system %",
+                "date", "status", "error"]
+
+
+def _model_label(kind: str) -> str:
+    return getattr(BUILDERS.get(kind), "label", kind)
+
+
 def _runs_table(models: list[registry.ModelMetadata], running: Job | None) -> pd.DataFrame:
+    """Saved runs (and the running job first) with the same columns in the same order."""
     rows = []
+    if running is not None:
+        started = running.started or running.created
+        rows.append({"name": running.name, "model": _model_label(running.config.kind),
+                     "dataset": running.dataset_name, "epochs": running.config.epochs,
+                     "date": datetime.fromtimestamp(started, timezone.utc).isoformat()[:16],
+                     "status": running.status})
     for meta in models:
         metrics, hp = meta.metrics or {}, meta.hyperparameters or {}
         percent = {label: round(100 * metrics[key], 1) if key in metrics else None
                    for key, label in (("top1", "top-1 %"), ("top5", "top-5 %"),
                                       ("system_accuracy", "crystal system %"))}
-        rows.append({"name": meta.name, "model": getattr(BUILDERS.get(meta.kind), "label",
-                                                         meta.kind),
+        rows.append({"name": meta.name, "model": _model_label(meta.kind),
                      "dataset": (meta.dataset or {}).get("name", "?"),
                      "epochs": hp.get("epochs"), **percent, "date": meta.created[:16],
                      "status": meta.status, "error": meta.error})
-    if running is not None:
-        rows.insert(0, {"name": running.name, "model": running.config.kind,
-                        "dataset": running.dataset_name, "epochs": running.config.epochs,
-                        "status": running.status})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def _runs() -> None:

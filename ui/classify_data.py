@@ -312,6 +312,25 @@ def results_table(result: UploadResult) -> pd.DataFrame:
     return table
 
 
+def _status(file: str, error: object) -> str:
+    """"ok", or "error: <message>" without the file name the message starts with."""
+    if error is None or pd.isna(error) or not str(error):
+        return "ok"
+    message = str(error)
+    if message.startswith(f"{file}: "):
+        message = message[len(file) + 2:]
+    return f"error: {message}"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The results table as the page shows it: a short "status" column ("ok" or
+    "error: <message>") right after the file name, in place of the last column "error", so a
+    broken file's row says why without scrolling. Downloads keep :func:`results_table`."""
+    view = table.drop(columns="error")
+    view.insert(1, "status", [_status(f, e) for f, e in zip(table["file"], table["error"])])
+    return view
+
+
 def labelled(result: UploadResult) -> tuple[np.ndarray, np.ndarray]:
     """(true numbers, (n, 230) probabilities) of the classified files with ground truth."""
     pairs = [(t, full_probabilities(p, result.classes))

@@ -19,6 +19,11 @@ PEAKS = "#d62728"
 TRUE = "#2ca02c"
 # Above this many points the measured trace is drawn with WebGL.
 WEBGL_POINTS = 20000
+# Horizontal legends at the bottom of the figure, below the x-axis title (as on the other pages).
+LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
+# The probability axis of the space-group bars ends a little past the longest bar (room for its
+# label), never below this, so a low-confidence ranking is still readable.
+MIN_PROBABILITY_AXIS = 0.05
 
 
 def pattern_figure(prediction: Prediction, grid: TwoThetaGrid,
@@ -68,7 +73,7 @@ def pattern_figure(prediction: Prediction, grid: TwoThetaGrid,
     figure.update_yaxes(title_text="scaled", range=[-0.02, 1.05], row=2, col=1)
     figure.update_xaxes(title_text="2θ (°) at the model's wavelength", row=2, col=1)
     figure.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.15), title=None)
+                         legend=LEGEND_BELOW, title=None)
     return figure
 
 
@@ -83,7 +88,9 @@ def top_groups_figure(prediction: Prediction, truth: int | None = None) -> go.Fi
         customdata=systems, text=[f"{p:.1%}" for _, _, p in groups], textposition="auto",
         hovertemplate="%{y} (%{customdata})<br>%{x:.2%}<extra></extra>"))
     figure.update_yaxes(autorange="reversed", type="category")
-    figure.update_xaxes(title_text="probability", range=[0, 1], tickformat=".0%")
+    top = max((p for _, _, p in groups), default=0.0)
+    figure.update_xaxes(title_text="probability", tickformat=".0%",
+                        range=[0, min(1.0, max(MIN_PROBABILITY_AXIS, 1.15 * top))])
     figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
                          title="space groups")
     return figure

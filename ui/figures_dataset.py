@@ -21,8 +21,11 @@ from core.symmetry import CRYSTAL_SYSTEMS, by_number, space_groups
 SYSTEM_COLOURS = dict(zip(CRYSTAL_SYSTEMS, ("#8c564b", "#e377c2", "#2ca02c", "#1f77b4",
                                             "#9467bd", "#ff7f0e", "#d62728")))
 WEIGHT_COLOURS = {"none": "#7f7f7f", "sqrt": "#1f77b4", "balanced": "#d62728"}
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320,
-               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+# Horizontal legends sit at the bottom of the figure, below the x-axis title (positioned in the
+# container, so plotly shrinks the plot area to make room); titles keep the top margin to
+# themselves.
+LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=LEGEND_BELOW)
 
 
 def _empty(title: str, message: str) -> go.Figure:
@@ -199,10 +202,11 @@ def pattern_size_figure(peaks: np.ndarray, visible: np.ndarray | None = None,
                        hovertemplate="%{customdata[0]:.0f}–%{customdata[1]:.0f} peaks: "
                                      "%{y} patterns<extra></extra>")
     dropped = int(np.sum(peaks > cutoff))
+    # The note goes on the side of the line with more room, so it is never cut off.
     figure.add_vline(x=cutoff, line_dash="dash", line_color="#d62728",
                      annotation_text=f"padded cut-off {cutoff}: {dropped} patterns "
                                      f"({100 * dropped / peaks.size:.1f} %) dropped",
-                     annotation_position="top left")
+                     annotation_position="top right" if cutoff < 0.5 * top * 1.05 else "top left")
     figure.update_xaxes(title="peaks in the pattern", range=[0, top * 1.05])
     figure.update_yaxes(title="patterns")
     return figure.update_layout(title="Peaks per pattern", barmode="overlay", bargap=0, **_LAYOUT)
@@ -224,7 +228,9 @@ def lattice_figure(table: pd.DataFrame) -> go.Figure:
                            row=1, col=col,
                            hovertemplate=name + " ≈ %{x:.2f}: %{y} patterns<extra></extra>")
     figure.update_yaxes(title_text="patterns", row=1, col=1)
-    return figure.update_layout(title="Lattice parameters", barmode="overlay", bargap=0, **_LAYOUT)
+    # The subplot titles sit just above the plot area: the figure title needs a taller margin.
+    layout = {**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 70}, "height": 350}
+    return figure.update_layout(title="Lattice parameters", barmode="overlay", bargap=0, **layout)
 
 
 def volume_figure(volumes: np.ndarray) -> go.Figure:

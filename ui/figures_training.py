@@ -16,8 +16,10 @@ import plotly.graph_objects as go
 from core.symmetry import CRYSTAL_SYSTEMS
 
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=300,
-               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+# Horizontal legends sit at the bottom of the figure, below the x-axis title (positioned in the
+# container, so plotly shrinks the plot area to make room); titles keep the top margin.
+LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=LEGEND_BELOW)
 
 
 def _empty(title: str, message: str) -> go.Figure:

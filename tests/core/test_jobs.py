@@ -108,7 +108,7 @@ def test_failure_inside_training_is_captured(small_dataset):
     job = jobs.start("small", config)
     assert job.wait(WAIT)
     assert job.status == "failed"
-    assert "no_such_argument" in job.error and job.error.startswith("TypeError")
+    assert "no_such_argument" in job.error and job.error.startswith("ValueError")
     assert job.metadata is None and job.finished is not None
     saved = {m.name: m for m in registry.list_models()}
     assert saved["jobs-failed"].status == "failed"

@@ -171,9 +171,15 @@ def test_upload_every_format_good_and_bad_equals_the_cli(tiny_model, tmp_path):
         assert any(e.startswith(name) and words.lower() in e.lower() for e in shown), (name, shown)
     table = at.dataframe[0].value
     assert table["file"].tolist() == list(files)
+    assert list(table.columns[:2]) == ["file", "status"] and "error" not in table
     good_rows = table[table["file"].isin(GOOD)]
-    assert good_rows["error"].isna().all() and good_rows["space group"].notna().all()
-    assert table[table["file"].isin(BAD)]["error"].notna().all()
+    assert (good_rows["status"] == "ok").all() and good_rows["space group"].notna().all()
+    bad_rows = table[table["file"].isin(BAD)]
+    for name, status in zip(bad_rows["file"], bad_rows["status"]):
+        # The status repeats the file's error message (shown above), less the file name.
+        message = next(e for e in shown if e.startswith(name))
+        assert status.startswith("error: ") and message.endswith(status[len("error: "):]), status
+        assert len(status) > len("error: ") + 3, status
     assert any("Low confidence" in w.value for w in at.warning)
 
     for name, content in files.items():

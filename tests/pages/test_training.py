@@ -15,7 +15,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import registry
-from core.jobs import running_jobs
+from core.jobs import QUEUED, RUNNING, running_jobs
+from core.models import BUILDERS
 from tests.conftest import PROJECT
 
 PAGE = str(PROJECT / "pages" / "training.py")
@@ -82,6 +83,14 @@ def has(elements, fragment: str) -> bool:
 def jobs_table(at: AppTest):
     return next(frame.value for frame in at.dataframe
                 if list(frame.value.columns) == ["name", "dataset", "status", "elapsed", "error"])
+
+
+RUNS_COLUMNS = ["name", "model", "dataset", "epochs", "top-1 %", "top-5 %", "crystal system %",
+                "date", "status", "error"]
+
+
+def runs_table(at: AppTest):
+    return next(frame.value for frame in at.dataframe if "top-1 %" in frame.value.columns)
 
 
 def saved(name: str) -> registry.ModelMetadata | None:
@@ -152,6 +161,13 @@ def test_reruns_and_a_second_train_do_not_start_another_job(small_dataset):
     other.button(key="train_start").click().run()
     assert has(other.warning, "'page-busy' is still running")
     assert list(jobs_table(other)["name"]) == ["page-busy"]
+    # The running job heads the saved runs with the same columns and a readable model name.
+    runs = runs_table(other)
+    assert list(runs.columns) == RUNS_COLUMNS
+    first = runs.iloc[0]
+    assert first["name"] == "page-busy" and first["model"] == BUILDERS["resnet1d"].label
+    assert first["status"] in (QUEUED, RUNNING) and first["dataset"] == "small"
+    assert runs.iloc[1:]["model"].isin([kind.label for kind in BUILDERS.values()]).all()
     stop_and_wait(at, "page-busy")
     assert saved("page-busy-2") is None and saved("page-busy").status == "stopped"
 

@@ -19,6 +19,9 @@ from tests.conftest import RRUFF_DEV, needs_rruff
 from ui import classify_data as data
 
 EXAMPLES = dict(read_examples())
+RESULT_COLUMNS = ["file", "space group", "symbol", "probability", "best crystal system",
+                  "system probability", "top 5", "low confidence", "true space group", "correct",
+                  "in top 5", "system correct", "error"]
 
 
 def _profile() -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +163,7 @@ def test_dif_next_to_a_profile_is_its_ground_truth(classifier):
     assert result.label_sources["R990003_raw.csv"] == "R990003_TiO2_CIF.txt"
     table = data.results_table(result)
     assert list(table["true space group"]) == [62, 227, 12]
+    assert list(table.columns) == RESULT_COLUMNS  # the CSV download's schema
     assert table["correct"].tolist() == [t == p.space_groups[0][0]
                                          for t, p in zip(result.truths, result.predictions)]
 
@@ -293,3 +297,20 @@ def test_real_rruff_pairs_in_a_zip(classifier):
     assert not result.errors
     assert result.truths == [read_dif(RRUFF_DEV / f"{s}_CIF.txt").sg_number for s in stems]
     assert len(result.label_files) == len(stems)
+
+
+def test_display_table_puts_a_short_status_after_the_file(classifier):
+    files = [("TiO2.xy", EXAMPLES["TiO2.xy"]), ("empty.xy", b""),
+             ("broken.zip", b"not a zip at all")]
+    result = data.classify_uploads(classifier, files)
+    table = data.results_table(result)
+    assert list(table.columns) == RESULT_COLUMNS  # the CSV keeps its error column, last
+    view = data.display_table(table)
+    assert list(view.columns) == ["file", "status"] + RESULT_COLUMNS[1:-1]
+    assert view["file"].tolist() == table["file"].tolist()
+    status = dict(zip(view["file"], view["status"]))
+    assert status["TiO2.xy"] == "ok"
+    assert status["empty.xy"].startswith("error: ") and "empty.xy" not in status["empty.xy"]
+    assert "zip" in status["broken.zip"] and status["broken.zip"].startswith("error: ")
+    errors = dict(zip(table["file"], table["error"]))
+    assert errors["empty.xy"].endswith(status["empty.xy"][len("error: "):])

@@ -41,6 +41,8 @@ def test_pattern_figure_profile_background_and_peaks():
     np.testing.assert_allclose(marks.y, np.interp(peaks, DEFAULT_GRID.angles,
                                                   prediction.preprocessed.profile), atol=1e-4)
     assert profile.yaxis == "y2" and measured.yaxis == "y"
+    legend = figure.layout.legend  # below the x-axis title, not over the subplot titles
+    assert legend.orientation == "h" and legend.yref == "container" and legend.y == 0
 
 
 def test_pattern_figure_without_background_or_peaks():
@@ -74,6 +76,17 @@ def test_top_groups_figure_marks_the_truth():
     assert list(bar.marker.color) == [PROFILE, PROFILE, TRUE, PROFILE, PROFILE]
     assert bar.customdata[0] == "orthorhombic"
     assert TRUE not in top_groups_figure(prediction).data[0].marker.color
+    assert figure.layout.xaxis.range == pytest.approx((0, 0.4 * 1.15))
+
+
+def test_top_groups_axis_follows_the_probabilities():
+    def axis_end(probabilities):
+        groups = [(n, s, p) for (n, s, _), p in zip(GROUPS, probabilities)]
+        return top_groups_figure(Prediction(file="x.xy", space_groups=groups)).layout.xaxis.range[1]
+
+    assert axis_end([0.03, 0.02, 0.01, 0.01, 0.01]) == pytest.approx(0.05)   # at least 5 %
+    assert axis_end([0.1, 0.05, 0.02, 0.01, 0.01]) == pytest.approx(0.115)   # low ones readable
+    assert axis_end([0.97, 0.01, 0.01, 0.005, 0.005]) == pytest.approx(1.0)  # never past 100 %
 
 
 def test_systems_figure_has_all_seven():

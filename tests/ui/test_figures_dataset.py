@@ -172,3 +172,34 @@ def test_empty_inputs_give_a_message_not_an_error():
                    fig.volume_figure(np.array([])), fig.periodic_table_figure({}),
                    fig.element_bar_figure({}), fig.imbalance_figure(np.zeros(230), {})):
         assert isinstance(figure, go.Figure) and figure.layout.annotations
+
+
+def _legend_below(figure: go.Figure) -> bool:
+    """The legend sits at the bottom of the figure, clear of the title in the top margin."""
+    legend = figure.layout.legend
+    return (legend.orientation == "h" and legend.yref == "container" and legend.yanchor == "bottom"
+            and legend.y == 0)
+
+
+def test_legends_stay_clear_of_titles(bundled_dataset):
+    summary = fig.summarise_table(bundled_dataset.table)
+    weights = {"none": np.ones(230), "balanced": np.ones(230)}
+    figures = [fig.space_group_figure(summary["class_counts"]),
+               fig.crystal_system_figure(summary["systems"]),
+               fig.pattern_size_figure(summary["peaks"], summary["visible_peaks"]),
+               fig.lattice_figure(bundled_dataset.table),
+               fig.imbalance_figure(summary["class_counts"], weights)]
+    assert all(_legend_below(f) for f in figures)
+    # The lattice figure's subplot titles sit above the plot area: its title gets more room.
+    lattice = fig.lattice_figure(bundled_dataset.table)
+    subplot_titles = [a.text for a in lattice.layout.annotations]
+    assert subplot_titles == ["cell lengths (Å)", "cell angles (°)"]
+    pie = fig.crystal_system_figure(summary["systems"])
+    assert lattice.layout.margin.t >= 60 > pie.layout.margin.t
+
+
+def test_cut_off_note_is_on_the_roomier_side():
+    short = fig.pattern_size_figure(np.arange(1, 1000))
+    assert short.layout.annotations[0].xanchor == "left"     # line on the left: note right of it
+    long = fig.pattern_size_figure(np.arange(1, 100), cutoff=256)
+    assert long.layout.annotations[0].xanchor == "right"

@@ -87,3 +87,11 @@ def test_system_confusion_figure():
     assert np.asarray(heat.text)[0, 0] == 3
     with pytest.raises(ValueError, match="7×7"):
         system_confusion_figure([[1, 2], [3, 4]])
+
+
+def test_legends_sit_below_the_plot_clear_of_the_title():
+    for figure in (loss_figure(HISTORY), accuracy_figure(HISTORY), batch_figure(BATCHES)):
+        legend = figure.layout.legend
+        assert legend.orientation == "h" and legend.yref == "container"
+        assert legend.yanchor == "bottom" and legend.y == 0
+        assert figure.layout.title.text and figure.layout.margin.t >= 40
