@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
 
-.PHONY: run test bundled-data bundled-model benchmarks clean-venv
+.PHONY: run test bundled-data benchmarks clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: $(STAMP)
 
 # Regenerate the bundled dataset and model (see README: "Bundled data and model").
 bundled-data: $(STAMP)
-	$(PY) -m core generate --name default --per-group 8 --include-bundled --seed 0
+	$(PY) -m core generate --name default --per-group 6 --include-bundled --seed 0
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/run_all.py
