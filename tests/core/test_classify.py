@@ -177,3 +177,14 @@ def test_rruff_pattern_and_dif(classifier):
     for prediction in predictions:
         check_prediction(prediction)
     assert predictions[2].true_sg is not None and 1 <= predictions[2].true_sg <= 230
+
+
+@needs_rruff
+def test_every_rruff_pattern_classifies_with_the_bundled_model():
+    files = sorted(RRUFF_DEV.glob("R*.csv"))
+    assert len(files) == 222
+    predictions = Classifier.load("default").classify_files(files)
+    errors = [(p.file, p.error) for p in predictions if p.error]
+    assert errors == []
+    assert all(len(p.space_groups) == 5 and len(p.crystal_systems) == 7 for p in predictions)
+    assert all(abs(sum(prob for _, prob in p.crystal_systems) - 1) < 1e-4 for p in predictions)
