@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from core.classify import Prediction
 from core.grid import TwoThetaGrid
 from core.symmetry import by_number
+from ui.figure_style import LEGEND_BELOW
 
 MEASURED = "#7f7f7f"
 BACKGROUND = "#ff7f0e"
@@ -20,7 +21,6 @@ TRUE = "#2ca02c"
 # Above this many points the measured trace is drawn with WebGL.
 WEBGL_POINTS = 20000
 # Horizontal legends at the bottom of the figure, below the x-axis title (as on the other pages).
-LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
 # The probability axis of the space-group bars ends a little past the longest bar (room for its
 # label), never below this, so a low-confidence ranking is still readable.
 MIN_PROBABILITY_AXIS = 0.05

@@ -17,24 +17,11 @@ from plotly.subplots import make_subplots
 
 from core.rendering import DEFAULT_PADDED_LENGTH
 from core.symmetry import CRYSTAL_SYSTEMS, by_number, space_groups
+from ui.figure_style import LAYOUT, empty_figure
 
 SYSTEM_COLOURS = dict(zip(CRYSTAL_SYSTEMS, ("#8c564b", "#e377c2", "#2ca02c", "#1f77b4",
                                             "#9467bd", "#ff7f0e", "#d62728")))
 WEIGHT_COLOURS = {"none": "#7f7f7f", "sqrt": "#1f77b4", "balanced": "#d62728"}
-# Horizontal legends sit at the bottom of the figure, below the x-axis title (positioned in the
-# container, so plotly shrinks the plot area to make room); titles keep the top margin to
-# themselves.
-LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=LEGEND_BELOW)
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
-                          yref="paper", font=dict(size=14, color="grey"))
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return figure.update_layout(title=title, **_LAYOUT)
 
 
 # --------------------------------------------------------------------------- table summaries
@@ -149,7 +136,7 @@ def space_group_figure(counts: np.ndarray, log: bool = False) -> go.Figure:
     """Patterns per space group 1-230, coloured by crystal system."""
     counts = np.asarray(counts)
     if counts.sum() == 0:
-        return _empty("Patterns per space group", "No patterns")
+        return empty_figure("Patterns per space group", "No patterns")
     groups = space_groups()
     figure = go.Figure()
     for system in CRYSTAL_SYSTEMS:
@@ -161,18 +148,18 @@ def space_group_figure(counts: np.ndarray, log: bool = False) -> go.Figure:
             hovertemplate="%{x} %{customdata}: %{y} patterns<extra>" + system + "</extra>")
     figure.update_xaxes(title="space group", range=[0.5, 230.5])
     figure.update_yaxes(title="patterns", type="log" if log else "linear")
-    return figure.update_layout(title="Patterns per space group", bargap=0, **_LAYOUT)
+    return figure.update_layout(title="Patterns per space group", bargap=0, **LAYOUT)
 
 
 def crystal_system_figure(systems: Mapping[str, int]) -> go.Figure:
     """Share of patterns per crystal system."""
     if not sum(systems.values()):
-        return _empty("Crystal systems", "No patterns")
+        return empty_figure("Crystal systems", "No patterns")
     names = [s for s in CRYSTAL_SYSTEMS if systems.get(s, 0)]
     figure = go.Figure(go.Pie(labels=names, values=[systems[s] for s in names], sort=False,
                               marker_colors=[SYSTEM_COLOURS[s] for s in names], hole=0.35,
                               hovertemplate="%{label}: %{value} patterns (%{percent})<extra></extra>"))
-    return figure.update_layout(title="Crystal systems", **_LAYOUT)
+    return figure.update_layout(title="Crystal systems", **LAYOUT)
 
 
 def _bars(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +175,7 @@ def pattern_size_figure(peaks: np.ndarray, visible: np.ndarray | None = None,
     padded representation's cut-off: patterns beyond it are dropped by that input type."""
     peaks = np.asarray(peaks)
     if peaks.size == 0:
-        return _empty("Peaks per pattern", "No patterns")
+        return empty_figure("Peaks per pattern", "No patterns")
     top = max(int(peaks.max()), cutoff)
     edges = np.arange(0, top + 2 * max(1, top // 150), max(1, top // 150)) - 0.5
     figure = go.Figure()
@@ -209,13 +196,13 @@ def pattern_size_figure(peaks: np.ndarray, visible: np.ndarray | None = None,
                      annotation_position="top right" if cutoff < 0.5 * top * 1.05 else "top left")
     figure.update_xaxes(title="peaks in the pattern", range=[0, top * 1.05])
     figure.update_yaxes(title="patterns")
-    return figure.update_layout(title="Peaks per pattern", barmode="overlay", bargap=0, **_LAYOUT)
+    return figure.update_layout(title="Peaks per pattern", barmode="overlay", bargap=0, **LAYOUT)
 
 
 def lattice_figure(table: pd.DataFrame) -> go.Figure:
     """Distributions of the cell lengths (Å) and angles (°)."""
     if table.empty:
-        return _empty("Lattice parameters", "No patterns")
+        return empty_figure("Lattice parameters", "No patterns")
     figure = make_subplots(rows=1, cols=2, subplot_titles=("cell lengths (Å)", "cell angles (°)"))
     for col, names in ((1, ("a", "b", "c")), (2, ("alpha", "beta", "gamma"))):
         values = table[list(names)].to_numpy(float)
@@ -229,7 +216,7 @@ def lattice_figure(table: pd.DataFrame) -> go.Figure:
                            hovertemplate=name + " ≈ %{x:.2f}: %{y} patterns<extra></extra>")
     figure.update_yaxes(title_text="patterns", row=1, col=1)
     # The subplot titles sit just above the plot area: the figure title needs a taller margin.
-    layout = {**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 70}, "height": 350}
+    layout = {**LAYOUT, "margin": {**LAYOUT["margin"], "t": 70}, "height": 350}
     return figure.update_layout(title="Lattice parameters", barmode="overlay", bargap=0, **layout)
 
 
@@ -238,7 +225,7 @@ def volume_figure(volumes: np.ndarray) -> go.Figure:
     volumes = np.asarray(volumes, dtype=float)
     volumes = volumes[np.isfinite(volumes) & (volumes > 0)]
     if volumes.size == 0:
-        return _empty("Cell volume", "No patterns")
+        return empty_figure("Cell volume", "No patterns")
     edges = np.logspace(np.log10(volumes.min()) - 0.01, np.log10(volumes.max()) + 0.01, 41)
     counts, _ = np.histogram(volumes, bins=edges)
     centres = np.sqrt(edges[:-1] * edges[1:])
@@ -248,7 +235,7 @@ def volume_figure(volumes: np.ndarray) -> go.Figure:
                                             "%{y} patterns<extra></extra>"))
     figure.update_xaxes(title="cell volume (Å³)", type="log")
     figure.update_yaxes(title="patterns")
-    return figure.update_layout(title="Cell volume", bargap=0, **_LAYOUT)
+    return figure.update_layout(title="Cell volume", bargap=0, **LAYOUT)
 
 
 def _table_position(symbol: str) -> tuple[int, int] | None:
@@ -275,7 +262,7 @@ def periodic_table_figure(counts: Mapping[str, int]) -> go.Figure:
     from pymatgen.core.periodic_table import Element
 
     if not counts:
-        return _empty("Elements", "No parsable formulas")
+        return empty_figure("Elements", "No parsable formulas")
     z = np.full((10, 18), np.nan)
     text = np.full((10, 18), "", dtype=object)
     hover = np.full((10, 18), "", dtype=object)
@@ -298,20 +285,20 @@ def periodic_table_figure(counts: Mapping[str, int]) -> go.Figure:
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     figure.update_layout(title="Elements (grey: absent)", plot_bgcolor="#eeeeee",
-                         **{**_LAYOUT, "height": 380})
+                         **{**LAYOUT, "height": 380})
     return figure
 
 
 def element_bar_figure(counts: Mapping[str, int], top: int = 40) -> go.Figure:
     """The ``top`` most common elements as bars."""
     if not counts:
-        return _empty("Elements", "No parsable formulas")
+        return empty_figure("Elements", "No parsable formulas")
     items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     figure = go.Figure(go.Bar(x=[k for k, _ in items], y=[v for _, v in items],
                               marker_color="#bcbd22",
                               hovertemplate="%{x}: %{y} patterns<extra></extra>"))
     figure.update_yaxes(title="patterns containing it")
-    return figure.update_layout(title=f"Most common elements (top {len(items)})", **_LAYOUT)
+    return figure.update_layout(title=f"Most common elements (top {len(items)})", **LAYOUT)
 
 
 def imbalance_figure(counts: np.ndarray, weights: Mapping[str, np.ndarray]) -> go.Figure:
@@ -321,7 +308,7 @@ def imbalance_figure(counts: np.ndarray, weights: Mapping[str, np.ndarray]) -> g
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] > 0]
     if order.size == 0:
-        return _empty("Class imbalance", "No patterns")
+        return empty_figure("Class imbalance", "No patterns")
     rank = np.arange(1, order.size + 1)
     labels = [f"{n + 1} {by_number(n + 1).symbol}" for n in order]
     figure = go.Figure()
@@ -333,7 +320,7 @@ def imbalance_figure(counts: np.ndarray, weights: Mapping[str, np.ndarray]) -> g
                                          + mode + "</extra>")
     figure.update_xaxes(title="space groups ranked by number of patterns")
     figure.update_yaxes(title="patterns × class weight", type="log")
-    return figure.update_layout(title="What class weighting does", **_LAYOUT)
+    return figure.update_layout(title="What class weighting does", **LAYOUT)
 
 
 # --------------------------------------------------------------------------- one pattern
@@ -361,7 +348,7 @@ def pattern_figure(two_theta: np.ndarray, intensity: np.ndarray, hkl: np.ndarray
                        showlegend=False)
     figure.update_xaxes(title="2θ (°)")
     figure.update_yaxes(title="relative intensity")
-    return figure.update_layout(title=title, **_LAYOUT)
+    return figure.update_layout(title=title, **LAYOUT)
 
 
 def augmentation_figure(angles: np.ndarray, clean: np.ndarray, augmented: np.ndarray) -> go.Figure:
@@ -373,4 +360,4 @@ def augmentation_figure(angles: np.ndarray, clean: np.ndarray, augmented: np.nda
                            line=dict(width=1))
     figure.update_xaxes(title="2θ (°)")
     figure.update_yaxes(title="intensity (offset)", showticklabels=False)
-    return figure.update_layout(title="Augmentation preview", **{**_LAYOUT, "height": 360})
+    return figure.update_layout(title="Augmentation preview", **{**LAYOUT, "height": 360})

@@ -14,21 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.symmetry import CRYSTAL_SYSTEMS
+from ui.figure_style import LAYOUT, empty_figure
 
 TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
-# Horizontal legends sit at the bottom of the figure, below the x-axis title (positioned in the
-# container, so plotly shrinks the plot area to make room); titles keep the top margin.
-LEGEND_BELOW = dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0)
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=LEGEND_BELOW)
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
-                          yref="paper", font=dict(size=14, color="grey"))
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return figure.update_layout(title=title, **_LAYOUT)
 
 
 def _has(frame: pd.DataFrame | None, column: str) -> bool:
@@ -55,7 +43,7 @@ def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
 def loss_figure(history: pd.DataFrame) -> go.Figure:
     """Training and validation loss per epoch."""
     if not _has(history, "loss"):
-        return _empty("Loss", "No finished epoch yet")
+        return empty_figure("Loss", "No finished epoch yet")
     figure = go.Figure()
     for column, label, colour in (("loss", "training", TRAIN_COLOUR),
                                   ("val_loss", "validation", VALIDATION_COLOUR)):
@@ -64,13 +52,13 @@ def loss_figure(history: pd.DataFrame) -> go.Figure:
                                         mode="lines+markers", line=dict(color=colour)))
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title="cross-entropy")
-    return figure.update_layout(title="Loss", **_LAYOUT)
+    return figure.update_layout(title="Loss", **LAYOUT)
 
 
 def accuracy_figure(history: pd.DataFrame) -> go.Figure:
     """Top-1 (solid) and top-5 (dashed) accuracy per epoch, training and validation, in %."""
     if not _has(history, "accuracy"):
-        return _empty("Accuracy", "No finished epoch yet")
+        return empty_figure("Accuracy", "No finished epoch yet")
     figure = go.Figure()
     for prefix, label, colour in (("", "training", TRAIN_COLOUR),
                                   ("val_", "validation", VALIDATION_COLOUR)):
@@ -82,13 +70,13 @@ def accuracy_figure(history: pd.DataFrame) -> go.Figure:
                     mode="lines+markers", line=dict(color=colour, dash=dash)))
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title="accuracy (%)", rangemode="tozero")
-    return figure.update_layout(title="Accuracy", **_LAYOUT)
+    return figure.update_layout(title="Accuracy", **LAYOUT)
 
 
 def batch_figure(batches: pd.DataFrame, weight: float = 0.6) -> go.Figure:
     """Training loss as reported batch by batch (faint) and smoothed (solid)."""
     if not _has(batches, "loss"):
-        return _empty("Training loss per batch", "No batch reported yet")
+        return empty_figure("Training loss per batch", "No batch reported yet")
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=batches["step"], y=batches["loss"], name="reported",
                                 mode="lines", line=dict(color=TRAIN_COLOUR, width=1),
@@ -97,7 +85,7 @@ def batch_figure(batches: pd.DataFrame, weight: float = 0.6) -> go.Figure:
                                 name="smoothed", mode="lines", line=dict(color=TRAIN_COLOUR)))
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title="cross-entropy")
-    return figure.update_layout(title="Training loss per batch", **_LAYOUT)
+    return figure.update_layout(title="Training loss per batch", **LAYOUT)
 
 
 def learning_rate_figure(batches: pd.DataFrame | None = None,
@@ -108,12 +96,12 @@ def learning_rate_figure(batches: pd.DataFrame | None = None,
     elif _has(history, "learning_rate"):
         x, y, mode = history["epoch"], history["learning_rate"], "lines+markers"
     else:
-        return _empty("Learning rate", "No learning rate recorded yet")
+        return empty_figure("Learning rate", "No learning rate recorded yet")
     figure = go.Figure(go.Scatter(x=x, y=y, mode=mode, name="learning rate",
                                   line=dict(color="#2ca02c", shape="hv")))
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title="learning rate", type="log", exponentformat="power")
-    return figure.update_layout(title="Learning rate", showlegend=False, **_LAYOUT)
+    return figure.update_layout(title="Learning rate", showlegend=False, **LAYOUT)
 
 
 def system_confusion_figure(matrix: Sequence[Sequence[float]],
@@ -135,5 +123,5 @@ def system_confusion_figure(matrix: Sequence[Sequence[float]],
                       "<extra></extra>"))
     figure.update_xaxes(title="predicted system", side="bottom")
     figure.update_yaxes(title="true system", autorange="reversed")
-    layout = dict(_LAYOUT, height=420)
+    layout = dict(LAYOUT, height=420)
     return figure.update_layout(title="Crystal-system confusion (test split)", **layout)
