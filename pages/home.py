@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.paths import BUNDLED_MODEL
-from core.registry import ModelError, read_metadata, model_path
+from core.registry import ModelError, load_history, model_path, read_metadata
 from ui.cards import external_results, metrics_table, training_summary
 
 from ui.routing import ensure_app_navigation
@@ -33,7 +33,7 @@ except ModelError as exc:
 
 if meta.description:
     st.write(meta.description)
-facts = training_summary(meta)
+facts = training_summary(meta, epochs_run=len(load_history(meta.name)) or None)
 st.table(pd.DataFrame({"value": list(facts.values())}, index=list(facts.keys())))
 
 st.subheader("Held-out synthetic test split")
@@ -43,11 +43,11 @@ table = metrics_table(meta.metrics)
 if table.empty:
     st.info("This model has no test-split metrics.")
 else:
-    st.dataframe(table, width="stretch")
+    st.dataframe(table.fillna("—"), width="stretch")
 
 external = external_results(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    st.dataframe(metrics_table(metrics), width="stretch")
+    st.dataframe(metrics_table(metrics).fillna("—"), width="stretch")
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

@@ -186,7 +186,7 @@ def _result(job: Job) -> None:
     history = job.history if job.history is not None else job.epoch_history()
     _curves(history, job.batch_history())
     try:
-        st.page_link("pages/compare.py", label="Compare this run with other models", icon="📊")
+        st.page_link("pages/compare.py", label="Compare this run with other models", icon=":material/compare_arrows:")
     except StreamlitAPIException:  # the page runs on its own, outside the app's navigation
         st.caption("Compare this run with other models on the **Compare models** page.")
 

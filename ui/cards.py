@@ -42,8 +42,8 @@ def external_results(model_name: str, path: Path = ACCURACY_RESULTS) -> dict[str
             if entry.get("model") == model_name}
 
 
-def training_summary(meta: ModelMetadata) -> dict[str, str]:
-    """Short facts for a model card."""
+def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict[str, str]:
+    """Short facts for a model card (``epochs_run``: epochs in its history, when known)."""
     grid = meta.two_theta_grid
     data = meta.dataset or {}
     hp = meta.hyperparameters or {}
@@ -54,7 +54,8 @@ def training_summary(meta: ModelMetadata) -> dict[str, str]:
         "Training data": f"{data.get('name', '?')}: {data.get('train', '?')} train / "
                          f"{data.get('validation', '?')} validation / {data.get('test', '?')} test patterns",
         "Augmentation": f"strength {meta.augmentation.get('strength', 0):g}" if meta.augmentation else "none",
-        "Epochs": str(hp.get("epochs", "?")) + (f" × {hp['steps_per_epoch']} batches" if hp.get("steps_per_epoch") else ""),
+        "Epochs": (f"{epochs_run} (at most {hp.get('epochs', '?')})" if epochs_run else str(hp.get("epochs", "?")))
+                  + (f" × {hp['steps_per_epoch']} batches" if hp.get("steps_per_epoch") else ""),
         "Training time": f"{meta.training_seconds / 60:.1f} min",
         "Created": meta.created,
         "Status": meta.status,

@@ -35,3 +35,10 @@ def test_training_summary_describes_grid_and_data():
     facts = training_summary(meta)
     assert "2126 points" in facts["Input"]
     assert facts["Training data"].startswith("d: 8 train")
+
+
+def test_training_summary_reports_epochs_run():
+    meta = ModelMetadata(name="m", kind="resnet1d",
+                         hyperparameters={"epochs": 300, "steps_per_epoch": 100})
+    assert training_summary(meta, epochs_run=50)["Epochs"] == "50 (at most 300) × 100 batches"
+    assert training_summary(meta)["Epochs"] == "300 × 100 batches"
