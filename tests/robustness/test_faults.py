@@ -32,15 +32,6 @@ from tests.conftest import PROJECT
 START_TIMEOUT_S = 300  # a subprocess importing TensorFlow on a busy 2-core machine is slow
 
 
-@pytest.fixture
-def own_store(tmp_path, monkeypatch) -> Path:
-    """An empty store of this test's own; the bundled dataset and model stay visible."""
-    root = tmp_path / "store"
-    for part in ("datasets", "models"):
-        (root / part).mkdir(parents=True)
-    monkeypatch.setenv("XRD_DATASETS_DIR", str(root / "datasets"))
-    monkeypatch.setenv("XRD_MODELS_DIR", str(root / "models"))
-    return root
 
 
 def _rows(bundled, n: int):

@@ -37,14 +37,6 @@ from tests.conftest import PROJECT
 EXAMPLES = PROJECT / "examples"
 
 
-@pytest.fixture
-def own_store(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "store"
-    for part in ("datasets", "models"):
-        (root / part).mkdir(parents=True)
-    monkeypatch.setenv("XRD_DATASETS_DIR", str(root / "datasets"))
-    monkeypatch.setenv("XRD_MODELS_DIR", str(root / "models"))
-    return root
 
 
 @pytest.fixture(scope="module")
