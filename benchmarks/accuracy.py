@@ -14,7 +14,9 @@ Evaluates the bundled model ``default`` (and any saved models named with ``--mod
 
 For each: space-group top-1, top-5 and balanced accuracy, macro-F1 and crystal-system
 accuracy, beside the majority-class and class-frequency baselines, plus accuracy within each
-crystal system. The ``../shared`` sets are skipped, with a note, where that folder is absent
+crystal system. A model that records its training prior is evaluated twice: as the app uses
+it (probabilities re-weighted to real space-group frequencies, :mod:`core.prior`) and as
+``<name> (raw output)``. The ``../shared`` sets are skipped, with a note, where that folder is absent
 (a fresh clone). ``--quick`` uses 20 RRUFF patterns, 20 COD structures and 50 test-split
 rows, to test the script.
 
@@ -25,6 +27,7 @@ Writes ``accuracy.json`` (read by the model cards of the app) and the accuracy s
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -134,8 +137,9 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
     return EvaluationSet(label, labelled, time.perf_counter() - started, note)
 
 
-def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool) -> dict:
-    """One results entry: metrics, per-system accuracy and timing of a model on a set."""
+def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: str | None = None) -> dict:
+    """One results entry: metrics, per-system accuracy and timing of a model on a set
+    (filed under ``label``, default the model's name)."""
     from core.evalsets import evaluate_model
     from core.evaluation import per_system_accuracy
     from core.symmetry import CRYSTAL_SYSTEMS, system_index_of_numbers
@@ -143,7 +147,7 @@ def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool) -> dict:
     result = evaluate_model(classifier, evaluation_set.labelled)
     counts = np.bincount(system_index_of_numbers(result.labels), minlength=7)
     return {
-        "model": classifier.metadata.name,
+        "model": label or classifier.metadata.name,
         "kind": classifier.metadata.kind,
         "set": evaluation_set.label,
         "metrics": result.metrics.to_dict(),
@@ -242,17 +246,22 @@ def main(argv: list[str] | None = None) -> int:
             data["failed"].append({"model": name, "set": None, "error": f"{exc.__class__.__name__}: {exc}"})
             print(f"  {name}: cannot be loaded: {exc}", flush=True)
             continue
-        for evaluation_set in [*sets, test_split_set(dataset, classifier.metadata, args.quick)]:
+        variants = [(name, classifier)]
+        if classifier.adjust_prior:  # the raw network output too, to show what the prior adds
+            variants.append((f"{name} (raw output)",
+                             Classifier(classifier.model, classifier.metadata, adjust_prior=False)))
+        for (label, variant), evaluation_set in itertools.product(
+                variants, [*sets, test_split_set(dataset, classifier.metadata, args.quick)]):
             try:
-                entry = evaluate_on(classifier, evaluation_set, args.quick)
+                entry = evaluate_on(variant, evaluation_set, args.quick, label)
             except Exception as exc:
                 traceback.print_exc()
-                data["failed"].append({"model": name, "set": evaluation_set.label,
+                data["failed"].append({"model": label, "set": evaluation_set.label,
                                        "error": f"{exc.__class__.__name__}: {exc}"})
                 continue
             data["results"].append(entry)
             m = entry["metrics"]
-            print(f"  {name:<12} {entry['set']:<62} n={m['n']:<4} top-1 {_percent(m['top1']):>5} % "
+            print(f"  {label:<12} {entry['set']:<62} n={m['n']:<4} top-1 {_percent(m['top1']):>5} % "
                   f"(majority {_percent(m['majority_top1'])}), top-5 {_percent(m['top5'])} %, "
                   f"system {_percent(m['system_accuracy'])} % (majority {_percent(m['majority_system'])})",
                   flush=True)

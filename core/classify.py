@@ -15,6 +15,7 @@ import numpy as np
 from core import registry
 from core.evaluation import crystal_system_probabilities
 from core.paths import BUNDLED_MODEL
+from core.prior import adjust_for_prior
 from core.preprocess import Preprocessed, Preprocessing, to_grid
 from core.readers import MeasuredPattern, PatternReadError, read_pattern
 from core.rendering import padded_arrays
@@ -64,19 +65,25 @@ class Prediction:
 
 
 class Classifier:
-    """A loaded model plus what it needs to turn measured patterns into its inputs."""
+    """A loaded model plus what it needs to turn measured patterns into its inputs.
 
-    def __init__(self, model, metadata: registry.ModelMetadata):
+    When the model's metadata records its training prior, probabilities are re-weighted to
+    the space-group frequencies of real crystals (:mod:`core.prior`); ``adjust_prior=False``
+    gives the raw network output.
+    """
+
+    def __init__(self, model, metadata: registry.ModelMetadata, adjust_prior: bool = True):
         self.model = model
         self.metadata = metadata
+        self.adjust_prior = adjust_prior and len(metadata.training_prior) == 230
         self.grid = metadata.two_theta_grid
         self.default_preprocessing = Preprocessing.from_dict(metadata.preprocessing or {})
 
     @classmethod
-    def load(cls, name: str | Path = BUNDLED_MODEL) -> "Classifier":
+    def load(cls, name: str | Path = BUNDLED_MODEL, adjust_prior: bool = True) -> "Classifier":
         """Load a saved model by name or folder (Keras safe mode)."""
         model, metadata = registry.load_model(name)
-        return cls(model, metadata)
+        return cls(model, metadata, adjust_prior)
 
     def inputs(self, patterns: Sequence[MeasuredPattern], wavelength: float | None = None,
                preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, list]:
@@ -120,7 +127,10 @@ class Classifier:
             return np.zeros((0, 230), np.float32)
         probabilities = self.model.predict_on_batch(inputs) if len(inputs) <= 256 else \
             self.model.predict(inputs, batch_size=256, verbose=0)
-        return np.asarray(probabilities, dtype=np.float64)
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if self.adjust_prior:
+            probabilities = adjust_for_prior(probabilities, np.asarray(self.metadata.training_prior))
+        return probabilities
 
     def classify_patterns(self, patterns: Sequence[MeasuredPattern], names: Sequence[str] | None = None,
                           top: int = 5, wavelength: float | None = None,

@@ -125,7 +125,7 @@ def cmd_train(args) -> int:
         augmentation=Augmentation(strength=args.augmentation), seed=args.seed,
         group_by_formula=args.group_by_formula, early_stopping_patience=args.patience,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
-        time_limit_minutes=args.time_limit)
+        time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     def report(event: dict) -> None:
@@ -237,6 +237,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--two-theta-max", type=float, default=90.0)
     t.add_argument("--step", type=float, default=0.04)
     t.add_argument("--patience", type=int, default=8)
+    t.add_argument("--lr-schedule", default="plateau", choices=("plateau", "cosine"),
+                   help="halve the rate on a plateau, or cosine decay over epochs x steps")
     t.add_argument("--group-by-formula", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hyperparameters", default="", help='builder settings as JSON, e.g. \'{"width": 16}\'')

@@ -6,37 +6,21 @@ processes, or over a Dask cluster when a scheduler address (or ``"local"``) is g
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from core.prior import space_group_prior
 from core.simulation import SYMPREC, PeakList, simulate
 from core.structures import RandomCrystalSpec, random_crystal
 
 ProgressCallback = Callable[[int, int], None]
-
-
-@lru_cache(maxsize=1)
-def space_group_prior(smoothing: float = 1.0) -> np.ndarray:
-    """Relative frequency of the 230 groups among real inorganic crystals (index n - 1).
-
-    Counts tallied from COD structures, plus ``smoothing`` per group so that every group
-    gets examples.
-    """
-    data = json.loads((Path(__file__).parent / "data" / "sg_frequency.json").read_text())
-    counts = np.full(230, smoothing, dtype=float)
-    for number, count in data["counts"].items():
-        counts[int(number) - 1] += count
-    return counts / counts.sum()
 
 
 def space_groups_by_prior(total: int, seed: int = 0, minimum: int = 1) -> list[int]:

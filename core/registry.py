@@ -64,6 +64,8 @@ class ModelMetadata:
         created: ISO timestamp.
         training_seconds: wall time of training.
         description: free text shown on the model card.
+        training_prior: (230,) space-group distribution the model was trained under (class
+            weights included), for :func:`core.prior.adjust_for_prior`; empty when unknown.
     """
 
     name: str
@@ -83,6 +85,7 @@ class ModelMetadata:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     training_seconds: float = 0.0
     description: str = ""
+    training_prior: list[float] = field(default_factory=list)
 
     @property
     def two_theta_grid(self) -> TwoThetaGrid:

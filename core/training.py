@@ -22,6 +22,7 @@ from core.dataset import Dataset, Split, split
 from core.evaluation import evaluate, system_confusion
 from core.grid import CU_KA1, DEFAULT_GRID, TwoThetaGrid, d_to_two_theta
 from core.models import build
+from core.prior import training_prior
 from core.rendering import padded_arrays
 from core.symmetry import CRYSTAL_SYSTEMS
 
@@ -43,6 +44,9 @@ class TrainingConfig:
         max_peaks: strongest peaks kept per pattern.
         group_by_formula: keep one composition on one side of the split.
         time_limit_minutes: end training after the first epoch past this wall time.
+        lr_schedule: ``plateau`` (halve the rate when the monitored loss stalls) or ``cosine``
+            (cosine decay from ``learning_rate`` to 1 % of it over ``epochs * steps_per_epoch``
+            batches after a short warm-up; suits long runs with a fixed budget).
         hyperparameters: passed to the model builder.
     """
 
@@ -67,6 +71,7 @@ class TrainingConfig:
     max_peaks: int = 256
     report_every: int = 5
     time_limit_minutes: float | None = None
+    lr_schedule: str = "plateau"
     hyperparameters: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -219,6 +224,8 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "learning_rate" not in logs:
+            logs["learning_rate"] = self._lr()  # the History sees it too
         logs = {k: float(v) for k, v in (logs or {}).items()}
         loss = logs.get("val_loss", logs.get("loss", np.inf))
         if loss < self.best_loss:
@@ -285,6 +292,23 @@ def train(dataset: Dataset, config: TrainingConfig, progress: ProgressHook | Non
         raise
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def _learning_rate(config: TrainingConfig, steps: int):
+    """A fixed rate (adjusted by ReduceLROnPlateau) or a cosine schedule over the whole run."""
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r} "
+                         f"({', '.join(LR_SCHEDULES)})")
+    if config.lr_schedule == "plateau":
+        return config.learning_rate
+    total = max(2, config.epochs * steps)
+    warmup = min(total // 2, max(1, total // 50))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10, decay_steps=total - warmup, alpha=0.01,
+        warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
 def _train(dataset, config, progress, stop, save, data_split, started, description) -> TrainingResult:
     keras.utils.set_random_seed(config.seed)
     parts = data_split or split(dataset, config.validation, config.test, config.split_seed,
@@ -303,18 +327,17 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
         model = build(config.kind, input_length, **config.hyperparameters)
     except TypeError as exc:  # an argument the builder does not take
         raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
                   loss="categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
     reporter = _Reporter(progress, stop, config.epochs, steps, config.report_every,
                          None if config.time_limit_minutes is None else 60 * config.time_limit_minutes)
     monitor = "val_loss" if len(x_val) else "loss"
-    callbacks = [
-        reporter,
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
-                                          patience=config.reduce_lr_patience, min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience),
-    ]
+    callbacks = [reporter,
+                 keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience)]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=config.reduce_lr_patience, min_lr=1e-5))
     validation = (x_val, keras.utils.to_categorical(y_val - 1, 230)) if len(x_val) else None
     fit = model.fit(batches, epochs=config.epochs, validation_data=validation,
                     callbacks=callbacks, verbose=0)
@@ -340,6 +363,7 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
         metrics=evaluation.get("metrics", {}),
         status="stopped" if reporter.stopped else "done",
         training_seconds=round(time.time() - started, 1), description=description,
+        training_prior=[round(float(v), 8) for v in training_prior(labels, weights)],
     )
     if save:
         registry.save_model(model, metadata, history, evaluation)

@@ -13,6 +13,7 @@ from pymatgen.io.cif import CifWriter
 
 from core import registry
 from core.classify import LOW_CONFIDENCE, Classifier, Prediction
+from core.readers import read_pattern
 from core.models import build
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
 
@@ -188,3 +189,22 @@ def test_every_rruff_pattern_classifies_with_the_bundled_model():
     assert errors == []
     assert all(len(p.space_groups) == 5 and len(p.crystal_systems) == 7 for p in predictions)
     assert all(abs(sum(prob for _, prob in p.crystal_systems) - 1) < 1e-4 for p in predictions)
+
+
+def test_probabilities_are_reweighted_to_real_frequencies(classifier, tmp_path):
+    from core.prior import adjust_for_prior
+
+    assert classifier.adjust_prior and len(classifier.metadata.training_prior) == 230
+    raw = Classifier(classifier.model, classifier.metadata, adjust_prior=False)
+    assert not raw.adjust_prior
+    inputs, _ = classifier.inputs([read_pattern(write_xy(tmp_path / "a.xy"))])
+    raw_probabilities = raw.predict_inputs(inputs)
+    adjusted = classifier.predict_inputs(inputs)
+    assert np.allclose(raw_probabilities, np.asarray(classifier.model.predict_on_batch(inputs)), atol=1e-6)
+    assert np.allclose(adjusted, adjust_for_prior(raw_probabilities,
+                                                  np.asarray(classifier.metadata.training_prior)))
+    assert not np.allclose(adjusted, raw_probabilities)
+
+
+def test_models_without_a_training_prior_are_not_reweighted(padded_classifier):
+    assert padded_classifier.metadata.training_prior == [] and not padded_classifier.adjust_prior

@@ -203,3 +203,29 @@ def test_stick_batch_and_fixed_inputs(small_dataset):
     assert np.all(padded[:, :256] <= 1.0) and np.all(padded >= 0)
     empty, labels = fixed_inputs(small_dataset, np.zeros(0, np.int64), config, seed=1)
     assert empty.shape == (0, 2126) and len(labels) == 0
+
+
+def test_training_prior_is_saved(small_dataset):
+    result = train(small_dataset, tiny_config("tr_prior", class_weighting="none"))
+    prior = np.asarray(result.metadata.training_prior)
+    assert prior.shape == (230,) and prior.sum() == pytest.approx(1, abs=1e-5)
+    saved = json.loads((registry.model_path("tr_prior") / registry.METADATA_FILE).read_text())
+    assert np.allclose(saved["training_prior"], prior)
+    # Only the groups of the training rows carry weight.
+    present = set(np.flatnonzero(prior) + 1)
+    assert present <= set(small_dataset.labels.tolist())
+
+
+def test_cosine_schedule_warms_up_then_decays(small_dataset):
+    config = tiny_config("tr_cosine", epochs=4, steps_per_epoch=10, lr_schedule="cosine",
+                         learning_rate=1e-3)
+    result = train(small_dataset, config, save=False)
+    rates = result.history["learning_rate"].tolist()
+    assert len(rates) == 4
+    assert rates[0] > 1e-4 and rates[-1] < rates[1] and all(a > b for a, b in zip(rates[1:], rates[2:]))
+    assert rates[-1] >= 1e-5 * 0.99  # decays to 1 % of the peak rate, not to zero
+
+
+def test_unknown_schedule_is_refused(small_dataset):
+    with pytest.raises(ValueError, match="schedule"):
+        train(small_dataset, tiny_config("tr_bad_schedule", lr_schedule="linear"), save=False)
