@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.paths import bundled_dataset_path, datasets_dir
+from core.paths import bundled_dataset_path, datasets_dir, remove_stale_temporaries
 from core.simulation import PeakList
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
 
@@ -117,6 +117,7 @@ def save(dataset: Dataset, path: Path | None = None) -> Path:
     """Write ``dataset`` atomically (temporary file, then one rename)."""
     path = Path(path) if path else dataset_path(dataset.name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     table = pa.Table.from_pandas(dataset.table, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[_META_KEY] = json.dumps({"name": dataset.name, **dataset.meta}).encode()

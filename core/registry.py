@@ -8,7 +8,8 @@
         evaluation.json   test-split evaluation (metrics and confusion matrix)
 
 A folder is written under a temporary name and renamed into place, so a crash while saving
-never leaves a half-written model. A training run that fails leaves a folder holding only
+never leaves a half-written model (what a killed save leaves behind is hidden, and deleted by
+a later save once it is six hours old). A training run that fails leaves a folder holding only
 ``metadata.json`` with ``status: failed`` and the error, so that the failure is listed.
 """
 
@@ -29,12 +30,13 @@ import numpy as np
 import pandas as pd
 
 from core.grid import CU_KA, TwoThetaGrid
-from core.paths import BUNDLED_MODEL, bundled_model_path, models_dir
+from core.paths import BUNDLED_MODEL, bundled_model_path, models_dir, remove_stale_temporaries
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.csv"
 EVALUATION_FILE = "evaluation.json"
+MODEL_FOLDER_FILES = frozenset({MODEL_FILE, METADATA_FILE, HISTORY_FILE, EVALUATION_FILE})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -185,6 +187,7 @@ def save_model(model, metadata: ModelMetadata, history: pd.DataFrame | None = No
     if target.exists() and not replace:
         raise ModelError(f"a model named {metadata.name!r} already exists")
     models_dir().mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(models_dir(), MODEL_FOLDER_FILES)
     staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{metadata.name}."))
     try:
         _without_optimizer(model).save(staging / MODEL_FILE)

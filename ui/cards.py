@@ -56,6 +56,8 @@ def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict
         "Augmentation": f"strength {meta.augmentation.get('strength', 0):g}" if meta.augmentation else "none",
         "Epochs": (f"{epochs_run} (at most {hp.get('epochs', '?')})" if epochs_run else str(hp.get("epochs", "?")))
                   + (f" × {hp['steps_per_epoch']} batches" if hp.get("steps_per_epoch") else ""),
+        "Class prior": ("re-weighted from its training frequencies to those of real crystals (COD)"
+                        if len(meta.training_prior) == 230 else "as in its training data"),
         "Training time": f"{meta.training_seconds / 60:.1f} min",
         "Created": meta.created,
         "Status": meta.status,

@@ -42,3 +42,10 @@ def test_training_summary_reports_epochs_run():
                          hyperparameters={"epochs": 300, "steps_per_epoch": 100})
     assert training_summary(meta, epochs_run=50)["Epochs"] == "50 (at most 300) × 100 batches"
     assert training_summary(meta)["Epochs"] == "300 × 100 batches"
+
+
+def test_training_summary_says_whether_probabilities_are_reweighted():
+    plain = ModelMetadata(name="m", kind="resnet1d")
+    assert training_summary(plain)["Class prior"] == "as in its training data"
+    adjusted = ModelMetadata(name="m", kind="resnet1d", training_prior=[1 / 230] * 230)
+    assert "real crystals" in training_summary(adjusted)["Class prior"]
