@@ -34,12 +34,14 @@ DEFAULTS = {"train_dataset": "default", "train_input_type": "grid", "train_kind"
             "train_weighting": "sqrt", "train_augment": True, "train_strength": 1.0,
             "train_validation": 0.1, "train_test": 0.1, "train_split_seed": 0,
             "train_group": False, "train_seed": 0, "train_patience": 8,
-            "train_padded_length": DEFAULT_PADDED_LENGTH, "train_hp": "{}"}
+            "train_padded_length": DEFAULT_PADDED_LENGTH, "train_hp": "{}",
+            "train_schedule": "plateau"}
 # A run that finishes in a couple of minutes on two CPU cores.
 QUICK_DEMO = dict(DEFAULTS, train_epochs=4, train_steps=25, train_batch=64)
 INPUT_TYPES = {"grid": "Profile on a fixed 2θ grid (recommended)",
                "padded": "Zero-padded raw peak arrays (original report)"}
 WEIGHTINGS = {"sqrt": "1/√frequency", "balanced": "1/frequency", "none": "none"}
+SCHEDULES = {"plateau": "halve on a plateau", "cosine": "cosine decay over the run"}
 
 
 @st.cache_resource
@@ -92,7 +94,7 @@ def _build_config() -> TrainingConfig:
         group_by_formula=state["train_group"], split_seed=int(state["train_split_seed"]),
         seed=int(state["train_seed"]), early_stopping_patience=int(state["train_patience"]),
         report_every=1 if 0 < state["train_steps"] <= 50 else 5,
-        hyperparameters=hyperparameters)
+        lr_schedule=state.get("train_schedule", "plateau"), hyperparameters=hyperparameters)
 
 
 def _start() -> None:
@@ -236,6 +238,10 @@ def _settings() -> None:
         a.checkbox("Group split by formula", key="train_group",
                    help="No composition seen in training appears in validation or test.")
         b.number_input("Early-stopping patience (epochs)", 1, 100, key="train_patience")
+        c.selectbox("Learning-rate schedule", list(SCHEDULES), format_func=SCHEDULES.get,
+                    key="train_schedule",
+                    help="Cosine decay suits long runs of a fixed length; the plateau rule "
+                         "halves the rate when the validation loss stalls.")
         builder = BUILDERS[st.session_state["train_kind"]].builder
         names = [p for p in inspect.signature(builder).parameters
                  if p not in ("input_length", "n_classes")]

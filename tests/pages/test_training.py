@@ -111,6 +111,7 @@ def test_defaults_are_a_sensible_demo(small_dataset):
     assert at.number_input(key="train_batch").value == 128
     assert at.number_input(key="train_lr").value == pytest.approx(1e-3)
     assert at.selectbox(key="train_weighting").value == "sqrt"
+    assert at.selectbox(key="train_schedule").value == "plateau"
     assert at.slider(key="train_strength").value == 1.0
     at.button(key="train_quick_demo").click().run()
     assert at.number_input(key="train_steps").value == 25
@@ -121,6 +122,7 @@ def test_defaults_are_a_sensible_demo(small_dataset):
 
 def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     at = configure(open_page(), "page-done")
+    at.selectbox(key="train_schedule").select("cosine").run()
     at.button(key="train_start").click().run()
     assert has(at.success, "Started run 'page-done'")
     assert poll(at, lambda a: has(a.success, "Run 'page-done' finished")), "run did not finish"
@@ -130,6 +132,7 @@ def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     assert len(at.get("plotly_chart")) == 5  # confusion matrix and four training curves
     meta = saved("page-done")
     assert meta is not None and meta.status == "done" and meta.hyperparameters["epochs"] == 2
+    assert meta.hyperparameters["lr_schedule"] == "cosine"
     runs = at.dataframe[-2].value
     assert "page-done" in list(runs["name"])
     assert list(jobs_table(at)["status"]) == ["done"]
