@@ -110,6 +110,18 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _augmentation(strength: float, ranges: str):
+    from core.augmentation import Augmentation
+
+    changes = json.loads(ranges) if ranges else {}
+    if not isinstance(changes, dict):
+        raise ValueError('--augmentation-ranges: give a JSON object such as {"lattice_strain": 0.08}')
+    unknown = set(changes) - set(Augmentation.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"--augmentation-ranges: unknown names {sorted(unknown)}")
+    return Augmentation.from_dict({**Augmentation().to_dict(), **changes, "strength": strength})
+
+
 def cmd_train(args) -> int:
     from core import dataset as store
     from core.augmentation import Augmentation
@@ -122,7 +134,7 @@ def cmd_train(args) -> int:
         grid=TwoThetaGrid(args.two_theta_min, args.two_theta_max, args.step),
         epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, class_weighting=args.class_weighting,
-        augmentation=Augmentation(strength=args.augmentation), seed=args.seed,
+        augmentation=_augmentation(args.augmentation, args.augmentation_ranges), seed=args.seed,
         group_by_formula=args.group_by_formula, early_stopping_patience=args.patience,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule)
@@ -233,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float, default=1e-3)
     t.add_argument("--class-weighting", default="sqrt", choices=("none", "balanced", "sqrt"))
     t.add_argument("--augmentation", type=float, default=1.0, help="strength, 0 = off")
+    t.add_argument("--augmentation-ranges", default="",
+                   help='perturbation ranges to change, as JSON, e.g. \'{"lattice_strain": 0.08}\' '
+                        "(names as in core.augmentation.Augmentation)")
     t.add_argument("--two-theta-min", type=float, default=5.0)
     t.add_argument("--two-theta-max", type=float, default=90.0)
     t.add_argument("--step", type=float, default=0.04)

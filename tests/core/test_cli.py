@@ -131,7 +131,8 @@ def test_generate_nothing_to_do(capsys):
 def test_train_tiny(small_dataset, capsys):
     code = main(["train", "--name", "cli_trained", "--dataset", "small", "--model", "baseline_ann",
                  "--hyperparameters", '{"units": 16}', "--epochs", "1", "--steps", "1",
-                 "--batch-size", "8", "--description", "from the CLI test"])
+                 "--batch-size", "8", "--description", "from the CLI test", "--lr-schedule", "cosine",
+                 "--augmentation", "0.5", "--augmentation-ranges", '{"lattice_strain": 0.08}'])
     assert code == 0
     out = capsys.readouterr().out
     metrics = json.loads(out[out.index("{"):])  # after the per-epoch log lines
@@ -141,6 +142,9 @@ def test_train_tiny(small_dataset, capsys):
     assert meta.description == "from the CLI test"
     assert meta.hyperparameters["hyperparameters"] == {"units": 16}
     assert meta.hyperparameters["batch_size"] == 8
+    assert meta.hyperparameters["lr_schedule"] == "cosine"
+    assert meta.augmentation["lattice_strain"] == 0.08 and meta.augmentation["strength"] == 0.5
+    assert meta.augmentation["zero_shift_deg"] == 0.08  # the other ranges keep their defaults
 
 
 def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
@@ -151,6 +155,12 @@ def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
     assert "error" in capsys.readouterr().err
     assert main(["train", "--name", "../escape", "--dataset", "small"]) == 2
     assert "invalid model name" in capsys.readouterr().err
+    assert main(["train", "--name", "cli_bad_ranges", "--dataset", "small",
+                 "--augmentation-ranges", '{"lattice_strian": 0.1}']) == 2
+    assert "lattice_strian" in capsys.readouterr().err
+    assert main(["train", "--name", "cli_list_ranges", "--dataset", "small",
+                 "--augmentation-ranges", "[0.1]"]) == 2
+    assert "JSON object" in capsys.readouterr().err
 
 
 def test_train_unknown_hyperparameter_exits_cleanly(small_dataset, capsys):
