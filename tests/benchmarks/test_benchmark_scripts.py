@@ -89,8 +89,14 @@ def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
             assert any(s.startswith(prefix) for s in sets)
         else:
             assert full in skipped
+    # The bundled model records its training prior, so it is evaluated as the app uses it
+    # and as its raw network output, on the same sets.
+    by_model = {}
     for entry in data["results"]:
-        assert entry["model"] == "default"
+        by_model.setdefault(entry["model"], set()).add(entry["set"])
+    assert set(by_model) == {"default", "default (raw output)"}
+    assert by_model["default"] == by_model["default (raw output)"] == sets
+    for entry in data["results"]:
         assert set(entry["metrics"]) == METRIC_KEYS
         assert entry["metrics"]["n"] > 0 and entry["seconds"] >= 0
         assert set(entry["per_system_accuracy"]) == SYSTEMS
