@@ -25,7 +25,7 @@ def cmd_classify(args) -> int:
     from core.registry import ModelError
 
     try:
-        classifier = Classifier.load(args.model)
+        classifier = Classifier.load(args.model, adjust_prior=not args.raw_output)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -214,6 +214,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--wavelength", type=float, default=None, help="Å (default: file's or Cu Kα)")
     c.add_argument("--background", choices=("none", "snip", "arpls", "modpoly"), default=None)
     c.add_argument("--smoothing", type=int, default=0)
+    c.add_argument("--raw-output", action="store_true",
+                   help="the network's own probabilities, not re-weighted to real-world "
+                        "space-group frequencies")
     c.set_defaults(func=cmd_classify)
 
     g = sub.add_parser("generate", help="make or grow a dataset")

@@ -9,7 +9,7 @@ import hashlib
 
 import streamlit as st
 
-from core.classify import LOW_CONFIDENCE
+from core.classify import LOW_CONFIDENCE, Classifier
 from core.examples import example_files, read_examples
 from core.grid import CU_KA, WAVELENGTHS
 from core.paths import BUNDLED_MODEL
@@ -61,10 +61,18 @@ with st.sidebar:
         "Model", names, key="classify_model",
         format_func=lambda n: f"{n} (bundled)" if n == BUNDLED_MODEL else n)
 try:
-    classifier = load_classifier(model_name)
+    loaded = load_classifier(model_name)
 except ModelError as exc:
     st.error(f"Model {model_name!r} cannot be loaded: {exc}")
     st.stop()
+classifier = loaded
+if loaded.adjust_prior:
+    with st.sidebar:
+        if not st.toggle("Weight by real-world frequencies", value=True, key="classify_prior",
+                         help="Re-weight the network's probabilities from the space-group "
+                              "frequencies of its training data to those of real crystals. "
+                              "Turn off to see the raw network output."):
+            classifier = Classifier(loaded.model, loaded.metadata, adjust_prior=False)
 grid = classifier.grid
 defaults = classifier.default_preprocessing
 
@@ -133,7 +141,7 @@ if not files:
 # ----------------------------------------------------------------------------- classify
 def classify(files, wavelength, preprocessing) -> data.UploadResult:
     """Classify, reusing the last result while the files and settings are unchanged."""
-    digest = hashlib.sha256(repr((model_name, id(classifier), wavelength,
+    digest = hashlib.sha256(repr((model_name, id(loaded), classifier.adjust_prior, wavelength,
                                   preprocessing.to_dict())).encode())
     for name, content in files:
         digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())

@@ -226,6 +226,20 @@ def test_settings_reach_the_classifier_as_on_the_cli(tiny_model, tmp_path):
     assert any("10–60°" in c.value for c in at.caption)
 
 
+def test_raw_output_toggle_matches_the_cli(tiny_model, tmp_path):
+    files = {n: GOOD[n] for n in ("tio2.csv", "Si.xy")}
+    at = _upload(_app(), files)
+    weighted = [p.probabilities.copy() for p in _result(at).predictions]
+    assert at.toggle(key="classify_prior").value is True
+    at.toggle(key="classify_prior").set_value(False).run()
+    assert not at.exception
+    raw = _result(at)
+    assert all(not np.allclose(a, p.probabilities) for a, p in zip(weighted, raw.predictions))
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    _assert_same(raw, _cli(tmp_path, list(files), "--raw-output"))
+
+
 def test_custom_wavelength(tiny_model):
     at = _upload(_app(), {"tio2.csv": GOOD["tio2.csv"]})
     at.selectbox(key="classify_wavelength").set_value("custom").run()
