@@ -240,8 +240,10 @@ def screenshot(page, name: str) -> Path:
 
 
 def start_training(page, name: str, epochs: int, steps: int, batch: int = 16,
-                   hyperparameters: dict | None = None) -> None:
-    """Fill the Training page's form for a tiny run on the bundled dataset and start it."""
+                   hyperparameters: dict | None = None, patience: int | None = None) -> None:
+    """Fill the Training page's form for a tiny run on the bundled dataset and start it.
+
+    `patience` sets the early-stopping patience, for runs that must not end on their own."""
     from playwright.sync_api import expect
 
     open_app_page(page, "/training", "Training")
@@ -257,6 +259,11 @@ def start_training(page, name: str, epochs: int, steps: int, batch: int = 16,
     area.fill(json.dumps(hyperparameters or {"width": 8, "dense_units": 32}))
     area.press("Control+Enter")
     area.blur()
+    if patience is not None:
+        box = page.get_by_label("Early-stopping patience (epochs)", exact=True)
+        box.fill(str(patience))
+        box.press("Enter")
+        expect(box).to_have_value(str(patience))
     page.get_by_role("button", name="Train", exact=True).click()
     feedback = page.locator('[data-testid="stAlert"]').filter(
         has_text=re.compile(r"Started run|Cannot start training|still running"))
@@ -306,6 +313,3 @@ def wait_for_loss_epochs(page, epochs: int, timeout_ms: int = 180_000) -> None:
     """Wait until the Training page's loss figure holds at least ``epochs`` points."""
     page.wait_for_function(f"() => ({LOSS_EPOCHS_JS})() >= {epochs}", timeout=timeout_ms)
 
-
-def loss_epochs(page) -> int:
-    return page.evaluate(LOSS_EPOCHS_JS)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import (assert_no_exception, loss_epochs, screenshot, start_training,
+from tests.e2e.conftest import (assert_no_exception, screenshot, start_training,
                                 wait_for_loss_epochs)
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
@@ -17,7 +17,9 @@ NAME = "e2e-train"
 
 
 def test_training_streams_epochs_and_stops(page, isolated_store):
-    start_training(page, NAME, epochs=50, steps=3)
+    # A tiny model's validation loss stalls within a few epochs; without the long patience the
+    # run could end by early stopping before the Stop button is pressed.
+    start_training(page, NAME, epochs=50, steps=3, patience=100)
     expect(page.get_by_role("heading", name=f"Training '{NAME}' on 'default'")).to_be_visible()
     wait_for_loss_epochs(page, 2)
     progress = page.get_by_text(re.compile(r"^Epoch \d+ of 50 · batch \d+ of 3 ·"))
@@ -31,7 +33,7 @@ def test_training_streams_epochs_and_stops(page, isolated_store):
     expect(page.get_by_text(re.compile(rf"^Run '{NAME}' was stopped after"))).to_be_visible(
         timeout=180_000)
     expect(page.get_by_role("heading", name=f"Latest run: {NAME}")).to_be_visible()
-    assert loss_epochs(page) >= 2
+    wait_for_loss_epochs(page, 2, timeout_ms=30_000)  # the finished run's chart draws after its heading
     runs = page.locator('[data-testid="stDataFrame"]').filter(has_text=NAME).first
     expect(runs).to_contain_text("stopped")
     metadata = json.loads((isolated_store / "models" / NAME / "metadata.json").read_text())
@@ -39,5 +41,6 @@ def test_training_streams_epochs_and_stops(page, isolated_store):
     settings = metadata["hyperparameters"]  # the TrainingConfig the form produced
     assert settings["hyperparameters"] == {"width": 8, "dense_units": 32}
     assert (settings["epochs"], settings["steps_per_epoch"], settings["batch_size"]) == (50, 3, 16)
+    assert settings["early_stopping_patience"] == 100
     assert_no_exception(page)
     screenshot(page, "training_stopped")
