@@ -232,6 +232,8 @@ def load_model(name_or_path: str | Path):
     """
     import keras
 
+    import core.models.layers  # noqa: F401  (registers the custom layers safe mode may load)
+
     folder = Path(name_or_path) if Path(name_or_path).is_dir() else model_path(str(name_or_path))
     if not (folder / MODEL_FILE).exists():
         raise ModelError(f"model {folder.name!r} not found or incomplete ({folder})")

@@ -324,7 +324,9 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
 
     input_length = config.grid.size if config.input_type == "grid" else 2 * config.padded_length
     try:
-        model = build(config.kind, input_length, **config.hyperparameters)
+        model = build(config.kind, input_length,
+                      grid=config.grid if config.input_type == "grid" else None,
+                      **config.hyperparameters)
     except TypeError as exc:  # an argument the builder does not take
         raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),

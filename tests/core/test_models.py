@@ -8,6 +8,7 @@ import pytest
 
 from core.grid import DEFAULT_GRID
 from core.models import BUILDERS, ModelKind, build
+from core.models.layers import LogSinThetaResampling, log_sin_theta_edges
 
 # Small versions of each builder so that the tests stay fast.
 TINY = {
@@ -70,3 +71,71 @@ def test_unknown_kind_raises():
 def test_unknown_hyperparameter_raises():
     with pytest.raises(TypeError):
         build("baseline_ann", 512, nonexistent=1)
+
+
+def test_log_d_resampling_moves_peaks_to_ln_sin_theta_and_keeps_their_area():
+    grid = DEFAULT_GRID
+    layer = LogSinThetaResampling(grid.start, grid.step, 3000)
+    angles = grid.angles.astype(np.float64)
+    profile = np.exp(-0.5 * ((angles - 30.0) / 0.05) ** 2) + 0.5 * np.exp(
+        -0.5 * ((angles - 80.0) / 0.05) ** 2)
+    out = np.asarray(layer(profile[None].astype(np.float32)))[0]
+    assert out.shape == (3000,)
+    u = np.log(np.sin(np.radians(angles) / 2))
+    centres = np.linspace(u[0], u[-1], 3001)
+    centres = (centres[1:] + centres[:-1]) / 2
+    widths = np.diff(log_sin_theta_edges(grid.start, grid.step, grid.size, 3000))
+    low, high = centres < np.log(np.sin(np.radians(27.5))), centres > np.log(np.sin(np.radians(37.5)))
+    centroid = (out * widths * centres)[low].sum() / (out * widths)[low].sum()
+    assert np.degrees(2 * np.arcsin(np.exp(centroid))) == pytest.approx(30.0, abs=0.005)
+    # Integrated over 2θ-index units, both peaks keep their area (high-angle bins are wider).
+    assert (out * widths)[low].sum() == pytest.approx(profile[angles < 55].sum(), rel=1e-3)
+    assert (out * widths)[high].sum() == pytest.approx(profile[angles > 75].sum(), rel=1e-3)
+
+
+def test_on_the_log_d_axis_a_bigger_cell_only_shifts_the_pattern():
+    grid = DEFAULT_GRID
+    layer = LogSinThetaResampling(grid.start, grid.step, 4000)
+    angles = grid.angles.astype(np.float64)
+
+    def cubic_profile(a: float) -> np.ndarray:
+        d = a / np.sqrt(np.array([1, 2, 3, 4, 5, 6, 8]))
+        two_theta = np.degrees(2 * np.arcsin(1.5406 / (2 * d)))
+        return sum(np.exp(-0.5 * ((angles - t) / 0.08) ** 2) for t in two_theta)
+
+    small, large = (np.asarray(layer(cubic_profile(a)[None].astype(np.float32)))[0]
+                    for a in (4.0, 4.4))
+    step = (np.log(np.sin(np.radians(45))) - np.log(np.sin(np.radians(2.5)))) / 4000
+    expected = np.log(4.4 / 4.0) / step  # samples
+    lags = np.arange(100, 250)
+    overlap = [np.dot(small[lag:], large[:-lag]) for lag in lags]
+    best = lags[int(np.argmax(overlap))]
+    assert best == pytest.approx(expected, abs=1)
+    similarity = max(overlap) / np.sqrt(np.dot(small[best:], small[best:])
+                                        * np.dot(large[:-best], large[:-best]))
+    assert similarity > 0.95
+
+
+def test_resnet_on_the_log_d_axis_saves_and_loads_in_safe_mode(tmp_path):
+    model = build("resnet1d", DEFAULT_GRID.size, grid=DEFAULT_GRID, axis="log_d", log_points=2400,
+                  pooling="flatten+global", **TINY["resnet1d"])
+    check_model(model, DEFAULT_GRID.size)
+    assert model.get_layer("log_d_axis").output.shape == (None, 2400)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    x = np.random.default_rng(1).random((2, DEFAULT_GRID.size)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_resnet_axis_and_pooling_are_checked():
+    with pytest.raises(ValueError, match="needs the input's 2θ grid"):
+        build("resnet1d", DEFAULT_GRID.size, axis="log_d", **TINY["resnet1d"])
+    with pytest.raises(ValueError, match="axis must be one of"):
+        build("resnet1d", DEFAULT_GRID.size, axis="q", **TINY["resnet1d"])
+    with pytest.raises(ValueError, match="pooling one of"):
+        build("resnet1d", DEFAULT_GRID.size, pooling="attention", **TINY["resnet1d"])
+
+
+def test_grid_reaches_only_builders_that_take_it():
+    model = build("baseline_ann", DEFAULT_GRID.size, grid=DEFAULT_GRID, units=8)
+    check_model(model, DEFAULT_GRID.size)
