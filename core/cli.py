@@ -137,7 +137,8 @@ def cmd_train(args) -> int:
         augmentation=_augmentation(args.augmentation, args.augmentation_ranges), seed=args.seed,
         group_by_formula=args.group_by_formula, early_stopping_patience=args.patience,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
-        time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule)
+        time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
+        initial_model=args.init_from)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     def report(event: dict) -> None:
@@ -261,6 +262,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hyperparameters", default="", help='builder settings as JSON, e.g. \'{"width": 16}\'')
     t.add_argument("--description", default="", help="text for the model card")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="continue from this saved model's weights (same kind, input and grid)")
     t.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch past it")
     t.set_defaults(func=cmd_train)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import keras
 import numpy as np
@@ -48,6 +48,9 @@ class TrainingConfig:
             (cosine decay from ``learning_rate`` to 1 % of it over ``epochs * steps_per_epoch``
             batches after a short warm-up; suits long runs with a fixed budget).
         hyperparameters: passed to the model builder.
+        initial_model: start from this saved model's weights (a name or folder) instead of a
+            fresh network; it must have the same kind, input and grid, and its builder
+            hyperparameters replace ``hyperparameters``.
     """
 
     name: str
@@ -73,6 +76,7 @@ class TrainingConfig:
     time_limit_minutes: float | None = None
     lr_schedule: str = "plateau"
     hyperparameters: dict = field(default_factory=dict)
+    initial_model: str | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -323,12 +327,16 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
     x_val, y_val = fixed_inputs(dataset, parts.validation, config, seed=1)
 
     input_length = config.grid.size if config.input_type == "grid" else 2 * config.padded_length
-    try:
-        model = build(config.kind, input_length,
-                      grid=config.grid if config.input_type == "grid" else None,
-                      **config.hyperparameters)
-    except TypeError as exc:  # an argument the builder does not take
-        raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
+    if config.initial_model:
+        model, hyperparameters = _initial_model(config)
+        config = replace(config, hyperparameters=hyperparameters)
+    else:
+        try:
+            model = build(config.kind, input_length,
+                          grid=config.grid if config.input_type == "grid" else None,
+                          **config.hyperparameters)
+        except TypeError as exc:  # an argument the builder does not take
+            raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
                   loss="categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
@@ -370,6 +378,24 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
     if save:
         registry.save_model(model, metadata, history, evaluation)
     return TrainingResult(model, metadata, history, evaluation)
+
+
+def _initial_model(config: TrainingConfig) -> tuple[keras.Model, dict]:
+    """The saved model a run continues from, checked against the run's settings."""
+    model, metadata = registry.load_model(config.initial_model)
+    mismatches = [
+        f"{what} {theirs!r} (this run: {ours!r})" for what, theirs, ours in (
+            ("kind", metadata.kind, config.kind),
+            ("input", metadata.input_type, config.input_type),
+            ("grid" if config.input_type == "grid" else "padded length",
+             *((metadata.grid, config.grid.to_dict()) if config.input_type == "grid"
+               else (metadata.padded_length, config.padded_length))),
+            ("classes", "230 space groups" if list(metadata.classes) == list(range(1, 231))
+             else f"{len(metadata.classes)} classes", "230 space groups"))
+        if theirs != ours]
+    if mismatches:
+        raise ValueError(f"cannot continue from model {metadata.name!r}: " + "; ".join(mismatches))
+    return model, dict(metadata.hyperparameters.get("hyperparameters", {}))
 
 
 def _record_failure(dataset: Dataset, config: TrainingConfig, exc: Exception, started: float) -> None:

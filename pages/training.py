@@ -35,7 +35,7 @@ DEFAULTS = {"train_dataset": "default", "train_input_type": "grid", "train_kind"
             "train_validation": 0.1, "train_test": 0.1, "train_split_seed": 0,
             "train_group": False, "train_seed": 0, "train_patience": 8,
             "train_padded_length": DEFAULT_PADDED_LENGTH, "train_hp": "{}",
-            "train_schedule": "plateau"}
+            "train_schedule": "plateau", "train_init": ""}
 # A run that finishes in a couple of minutes on two CPU cores.
 QUICK_DEMO = dict(DEFAULTS, train_epochs=4, train_steps=25, train_batch=64)
 INPUT_TYPES = {"grid": "Profile on a fixed 2θ grid (recommended)",
@@ -94,7 +94,8 @@ def _build_config() -> TrainingConfig:
         group_by_formula=state["train_group"], split_seed=int(state["train_split_seed"]),
         seed=int(state["train_seed"]), early_stopping_patience=int(state["train_patience"]),
         report_every=1 if 0 < state["train_steps"] <= 50 else 5,
-        lr_schedule=state.get("train_schedule", "plateau"), hyperparameters=hyperparameters)
+        lr_schedule=state.get("train_schedule", "plateau"), hyperparameters=hyperparameters,
+        initial_model=state.get("train_init") or None)
 
 
 def _start() -> None:
@@ -244,9 +245,19 @@ def _settings() -> None:
                          "halves the rate when the validation loss stalls.")
         builder = BUILDERS[st.session_state["train_kind"]].builder
         names = [p for p in inspect.signature(builder).parameters
-                 if p not in ("input_length", "n_classes")]
+                 if p not in ("input_length", "n_classes", "grid")]
         st.text_area("Builder hyperparameters (JSON)", key="train_hp", height=80,
                      help=f"Passed to the model builder; accepted keys: {', '.join(names)}.")
+        starts = [""] + [m.name for m in registry.list_models()
+                         if m.kind == st.session_state["train_kind"]
+                         and m.input_type == st.session_state["train_input_type"]
+                         and m.status in ("done", "stopped")]
+        if st.session_state.get("train_init") not in starts:
+            st.session_state["train_init"] = ""
+        st.selectbox("Start from", starts, key="train_init",
+                     format_func=lambda name: name or "a new network",
+                     help="Continue training a saved model of this kind (same grid): its "
+                          "architecture replaces the hyperparameters above.")
     st.button("Train", key="train_start", type="primary", on_click=_start)
     kind, message = st.session_state.pop("train_feedback", (None, None))
     if kind:

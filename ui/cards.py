@@ -47,7 +47,7 @@ def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict
     grid = meta.two_theta_grid
     data = meta.dataset or {}
     hp = meta.hyperparameters or {}
-    return {
+    summary = {
         "Architecture": meta.kind,
         "Input": (f"profile on 2θ {grid.start:g}–{grid.stop:g}° step {grid.step:g}° ({grid.size} points)"
                   if meta.input_type == "grid" else f"padded stick arrays ({meta.padded_length} peaks)"),
@@ -62,3 +62,7 @@ def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict
         "Created": meta.created,
         "Status": meta.status,
     }
+    if hp.get("initial_model"):
+        summary["Started from"] = (f"the weights of '{hp['initial_model']}' (epochs and time "
+                                   "above are this run's only)")
+    return summary

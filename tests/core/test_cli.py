@@ -145,6 +145,13 @@ def test_train_tiny(small_dataset, capsys):
     assert meta.hyperparameters["lr_schedule"] == "cosine"
     assert meta.augmentation["lattice_strain"] == 0.08 and meta.augmentation["strength"] == 0.5
     assert meta.augmentation["zero_shift_deg"] == 0.08  # the other ranges keep their defaults
+    # --init-from continues from the saved run, with its architecture.
+    assert main(["train", "--name", "cli_continued", "--dataset", "small", "--model",
+                 "baseline_ann", "--init-from", "cli_trained", "--epochs", "1", "--steps", "1",
+                 "--batch-size", "8"]) == 0
+    continued = registry.read_metadata(registry.model_path("cli_continued"))
+    assert continued.hyperparameters["initial_model"] == "cli_trained"
+    assert continued.hyperparameters["hyperparameters"] == {"units": 16}
 
 
 def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
@@ -161,6 +168,9 @@ def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
     assert main(["train", "--name", "cli_list_ranges", "--dataset", "small",
                  "--augmentation-ranges", "[0.1]"]) == 2
     assert "JSON object" in capsys.readouterr().err
+    assert main(["train", "--name", "cli_no_start", "--dataset", "small",
+                 "--init-from", "no_such_model"]) == 2
+    assert "no_such_model" in capsys.readouterr().err
 
 
 def test_train_unknown_hyperparameter_exits_cleanly(small_dataset, capsys):

@@ -229,3 +229,39 @@ def test_cosine_schedule_warms_up_then_decays(small_dataset):
 def test_unknown_schedule_is_refused(small_dataset):
     with pytest.raises(ValueError, match="schedule"):
         train(small_dataset, tiny_config("tr_bad_schedule", lr_schedule="linear"), save=False)
+
+
+def test_a_run_can_continue_from_a_saved_model(small_dataset):
+    first = train(small_dataset, tiny_config("tr_first", hyperparameters={"units": 24}))
+    # A rate of zero leaves the weights where the first run left them.
+    second = train(small_dataset, tiny_config("tr_second", initial_model="tr_first", epochs=1,
+                                              learning_rate=0.0, hyperparameters={"units": 8}))
+    for before, after in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(after, before)
+    settings = second.metadata.hyperparameters
+    assert settings["initial_model"] == "tr_first"
+    assert settings["hyperparameters"] == {"units": 24}  # the first run's architecture
+    assert second.metadata.metrics["top1"] == pytest.approx(first.metadata.metrics["top1"])
+    moved = train(small_dataset, tiny_config("tr_third", initial_model="tr_first", epochs=1,
+                                             learning_rate=1e-2))
+    assert any(not np.allclose(a, b) for a, b in zip(first.model.get_weights(),
+                                                       moved.model.get_weights()))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"kind": "optimised_ann"}, "kind 'baseline_ann'"),
+    ({"grid": TwoThetaGrid(10, 80, 0.05)}, "grid"),
+    ({"input_type": "padded"}, "input 'grid'"),
+])
+def test_continuing_needs_the_same_kind_input_and_grid(small_dataset, changes, message):
+    if not registry.model_path("tr_base").exists():
+        train(small_dataset, tiny_config("tr_base"))
+    name = f"tr_mismatch_{len(message)}"
+    with pytest.raises(ValueError, match=f"cannot continue from model 'tr_base': .*{message}"):
+        train(small_dataset, tiny_config(name, initial_model="tr_base", **changes))
+    assert registry.read_metadata(registry.model_path(name)).status == "failed"
+
+
+def test_continuing_from_a_missing_model_fails_clearly(small_dataset):
+    with pytest.raises(registry.ModelError, match="not found"):
+        train(small_dataset, tiny_config("tr_orphan", initial_model="no_such_model"))

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import registry
 from core.jobs import QUEUED, RUNNING, running_jobs
 from core.models import BUILDERS
+from core.training import TrainingConfig, train
 from tests.conftest import PROJECT
 
 PAGE = str(PROJECT / "pages" / "training.py")
@@ -225,3 +226,21 @@ def test_runs_can_be_renamed_deleted_and_downloaded(small_dataset):
     assert has(at.success, "Deleted run 'page-renamed'")
     assert saved("page-renamed") is None
     assert len(at.get("download_button")) == 1
+
+
+def test_a_run_can_start_from_a_saved_model_of_the_same_kind(small_dataset):
+    train(small_dataset, TrainingConfig(name="page-ann", kind="baseline_ann", epochs=1,
+                                        steps_per_epoch=1, hyperparameters={"units": 8}))
+    at = configure(open_page(), "page-base")
+    at.button(key="train_start").click().run()
+    assert poll(at, lambda a: has(a.success, "Run 'page-base' finished")), "run did not finish"
+    options = at.selectbox(key="train_init").options
+    assert "page-base" in options and "a new network" in options
+    assert "page-ann" not in options  # a different kind of model
+    configure(at, "page-continued", hp='{"width": 4}')
+    at.selectbox(key="train_init").select("page-base").run()
+    at.button(key="train_start").click().run()
+    assert poll(at, lambda a: has(a.success, "Run 'page-continued' finished")), "run did not finish"
+    meta = saved("page-continued")
+    assert meta.hyperparameters["initial_model"] == "page-base"
+    assert meta.hyperparameters["hyperparameters"] == {"width": 8, "dense_units": 32}

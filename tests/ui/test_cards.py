@@ -49,3 +49,10 @@ def test_training_summary_says_whether_probabilities_are_reweighted():
     assert training_summary(plain)["Class prior"] == "as in its training data"
     adjusted = ModelMetadata(name="m", kind="resnet1d", training_prior=[1 / 230] * 230)
     assert "real crystals" in training_summary(adjusted)["Class prior"]
+
+
+def test_training_summary_names_the_model_a_run_continued():
+    assert "Started from" not in training_summary(ModelMetadata(name="m", kind="resnet1d"))
+    continued = ModelMetadata(name="m", kind="resnet1d",
+                              hyperparameters={"initial_model": "stage1", "epochs": 4})
+    assert "'stage1'" in training_summary(continued)["Started from"]
