@@ -208,7 +208,8 @@ def _clean(label: str, two_theta: np.ndarray, intensity: np.ndarray) -> tuple[np
                                f"({tt.min():g}–{tt.max():g}); is the first column the angle?")
     unique, inverse, counts = np.unique(tt, return_inverse=True, return_counts=True)
     if unique.size < tt.size:
-        ii = np.bincount(inverse, weights=ii) / counts
+        # Divide before summing: a sum of values near the float limit would overflow to inf.
+        ii = np.bincount(inverse, weights=ii / counts[inverse])
     else:
         ii = ii[np.argsort(tt, kind="stable")]
     if unique.size < MIN_POINTS:

@@ -130,6 +130,15 @@ def test_descending_input_is_sorted_and_duplicates_averaged(tmp_path):
     assert p.intensity[5] == pytest.approx(y[5] + 5)
 
 
+def test_averaging_duplicates_near_the_float_limit_stays_finite():
+    tt, y = synthetic()
+    huge = y / y.max() * 1e308
+    body = lines(tt, huge) + lines(tt, huge)  # every angle twice
+    p = read_pattern(body.encode(), name="huge.xy")
+    assert np.isfinite(p.intensity).all()
+    np.testing.assert_allclose(p.intensity, huge, rtol=1e-12)
+
+
 def test_nan_and_blank_fields_dropped(tmp_path):
     tt, y = synthetic()
     rows = [f"{a:.4f},{b:.2f}" for a, b in zip(tt, y)]
