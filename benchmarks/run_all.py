@@ -25,9 +25,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS_FILE = "results.md"
-SECTIONS = ("speed", "accuracy")
-SECTION_TITLES = {"speed": "Speed", "accuracy": "Accuracy"}
-SECTION_COMMANDS = {"speed": "python benchmarks/speed.py", "accuracy": "python benchmarks/accuracy.py"}
+SECTIONS = ("speed", "accuracy", "selection")
+SECTION_TITLES = {"speed": "Speed", "accuracy": "Accuracy",
+                  "selection": "Model selection (project-generated data)"}
+SECTION_COMMANDS = {"speed": "python benchmarks/speed.py", "accuracy": "python benchmarks/accuracy.py",
+                    "selection": "python benchmarks/selection.py --models ... --datasets ..."}
 
 HEADER = """# Benchmark results
 
@@ -169,12 +171,14 @@ def _finite(value):
 
 
 def rewrite_results(out_dir: Path) -> Path:
-    """Rebuild ``results.md`` in full from ``speed.json`` and ``accuracy.json``."""
+    """Rebuild ``results.md`` in full from ``speed.json``, ``accuracy.json`` and
+    ``selection.json``."""
     import accuracy
+    import selection
     import speed
 
     sections = {}
-    for name, module in (("speed", speed), ("accuracy", accuracy)):
+    for name, module in (("speed", speed), ("accuracy", accuracy), ("selection", selection)):
         path = out_dir / module.JSON_FILE
         if path.exists():
             sections[name] = module.markdown(json.loads(path.read_text(encoding="utf-8")))

@@ -8,7 +8,7 @@ Groups, run in this order:
 
 * ``simulation``: structures simulated per second (pymatgen's bundled structures through
   ``core.simulation.simulate_many``) and random crystals generated and simulated per second
-  (``core.generation.generate_synthetic``), with 1 and 2 processes.
+  (``core.generation.generate_synthetic``, pyxtal and fast engines), with 1 and 2 processes.
 * ``dask``: the same random crystals on a local Dask cluster of 1 and 2 worker processes,
   reached by scheduler address as a remote cluster would be.
 * ``rendering``: profiles rendered per second (fixed 0.1° FWHM, batches of 1024) and
@@ -168,6 +168,20 @@ def bench_simulation(sizes: Sizes) -> list[Measurement]:
                             f"Random crystals generated + simulated, {processes} process"
                             + ("es" if processes > 1 else ""), len(groups), "crystals/s", times,
                             f"{len(groups)} crystals; {len(reports[-1].failures)} failed"))
+    # The fast engine is timed on ten times as many crystals (same group draw).
+    many = space_groups_by_prior(10 * sizes.crystals, seed=0, minimum=0)
+    for processes in (1, 2):
+        reports = []
+        _, times = median_seconds(
+            lambda: reports.append(generate_synthetic(many, seed=0, processes=processes,
+                                                      engine="fast")),
+            sizes.repeats, warmup=lambda: generate_synthetic(many[:4], seed=1, processes=1,
+                                                             engine="fast"))
+        results.append(rate(f"generate_fast_{processes}p", "simulation",
+                            f"Random crystals, fast engine, {processes} process"
+                            + ("es" if processes > 1 else ""), len(many), "crystals/s", times,
+                            f"{len(many)} crystals; {len(reports[-1].failures)} failed "
+                            "(found in another group after 4 draws, or did not fit)"))
     return results
 
 

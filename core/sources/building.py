@@ -97,16 +97,17 @@ def _finish(report: GenerationReport, name: str, mode: str, command: str,
 def synthesize_and_store(space_groups: Sequence[int], name: str, mode: str, seed: int = 0,
                          spec: RandomCrystalSpec = RandomCrystalSpec(), command: str = "",
                          processes: int | None = None, scheduler: str | None = None,
-                         job: "BackgroundJob | None" = None) -> BuildResult:
+                         job: "BackgroundJob | None" = None, engine: str = "pyxtal") -> BuildResult:
     """Random crystals for ``space_groups`` (repeat a number for several), simulated and
-    stored. With a ``job``, progress and cancellation go through it."""
+    stored by ``engine`` (see :func:`core.generation.generate_synthetic`). With a ``job``,
+    progress and cancellation go through it."""
     check_target(name, mode)
     if job:
         job.stage = "generating random crystals"
     report = generate_synthetic(space_groups, seed=seed, spec=spec, wavelength=CU_KA,
                                 processes=processes, scheduler=scheduler,
                                 progress=job.progress if job else None,
-                                cancel=job.cancel if job else None)
+                                cancel=job.cancel if job else None, engine=engine)
     return _finish(report, name, mode, command, [], job.keep_partial if job else True)
 
 

@@ -21,7 +21,7 @@ from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
 BENCHMARKS = PROJECT / "benchmarks"
 SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
 SPEED_KEYS = {"simulate_bundled_1p", "simulate_bundled_2p", "generate_synthetic_1p",
-              "generate_synthetic_2p", "render_profiles", "augmented_profiles",
+              "generate_synthetic_2p", "generate_fast_1p", "generate_fast_2p", "render_profiles", "augmented_profiles",
               "classify_latency", "classify_throughput", "upload_100_files", "dataset_page"}
 METRIC_KEYS = {"n", "top1", "top5", "balanced_accuracy", "macro_f1", "system_accuracy",
                "system_balanced_accuracy", "majority_top1", "majority_top5", "frequency_top1",
@@ -136,6 +136,23 @@ def test_a_script_replaces_only_its_own_section(tmp_path):
     run_all.update_section(tmp_path, "speed", "## Speed\n\nfast\n")
     run_all.update_section(tmp_path, "accuracy", "## Accuracy\n\nsecond\n")
     sections = run_all.read_sections((tmp_path / "results.md").read_text())
-    assert sections == {"speed": "## Speed\n\nfast", "accuracy": "## Accuracy\n\nsecond"}
+    assert sections["speed"] == "## Speed\n\nfast" and sections["accuracy"] == "## Accuracy\n\nsecond"
+    assert "Not run yet: `python benchmarks/selection.py" in sections["selection"]
     with pytest.raises(ValueError, match="unknown results section"):
         run_all.update_section(tmp_path, "memory", "x")
+
+
+def test_selection_scores_no_model_on_its_own_training_patterns(tiny_model, small_dataset, tmp_path):
+    # 'tiny' trained on 'small': only its test split counts; 'default' never saw 'small'.
+    result = _run(str(BENCHMARKS / "selection.py"), "--models", "tiny", "default",
+                  "--datasets", "small", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "selection.json").read_text())
+    sizes = {(e["model"], e["set"]): e["metrics"]["n"] for e in data["results"]}
+    test_rows = len(tiny_model.evaluation["true"])
+    assert sizes[("tiny (raw output)", "small test split")] == test_rows
+    assert sizes[("tiny", "small test split")] == test_rows
+    assert sizes[("default", f"small (all {len(small_dataset)})")] == len(small_dataset)
+    assert sizes[("default (raw output)", f"small (all {len(small_dataset)})")] == len(small_dataset)
+    text = (tmp_path / "results.md").read_text()
+    section = text[text.index("<!-- selection -->"):text.index("<!-- /selection -->")]
+    assert "| tiny | small test split |" in section and "Wrote" in result.stdout

@@ -122,6 +122,16 @@ def test_generate_creates_a_dataset(capsys):
     assert len(store.load("g")) == 3
 
 
+def test_generate_with_the_fast_engine(capsys):
+    assert main(["generate", "--name", "quick", "--total", "40", "--minimum", "0", "--seed", "2",
+                 "--processes", "1", "--engine", "fast"]) == 0
+    capsys.readouterr()
+    table = store.load("quick").table
+    assert 30 <= len(table) <= 40
+    assert table["source"].unique().tolist() == ["fast"]
+    assert (table["requested_sg"] == table["sg_number"]).all()
+
+
 def test_generate_nothing_to_do(capsys):
     assert main(["generate", "--name", "nothing"]) == 2
     assert "nothing to generate" in capsys.readouterr().err

@@ -290,6 +290,7 @@ def test_a_running_build_can_be_cancelled():
     at.run()
     at.multiselect(key="syn_systems").set_value(["cubic"])
     at.number_input(key="syn_per_group").set_value(10)       # 360 crystals: minutes of work
+    at.radio(key="syn_engine").set_value("pyxtal")            # (the slower generator)
     at.number_input(key="ds_processes").set_value(1)
     at.text_input(key="syn_name").set_value("page_cancelled")
     at.button(key="syn_go").click().run()

@@ -1,0 +1,103 @@
+"""Model selection on project-generated data only (never on ../shared).
+
+Usage (from the project root)::
+
+    python benchmarks/selection.py --models default candidate --datasets select_fast default
+
+Scores each model on each named dataset: the whole dataset, or only its test split for a
+model that was trained on that dataset (so no model is scored on patterns it trained on).
+Both the network output and the output re-weighted to real-world frequencies are reported.
+This is how a new bundled model is chosen before ``accuracy.py`` measures it on real data.
+
+Writes ``selection.json`` and the selection section of ``results.md`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import accuracy  # noqa: E402 - needs HERE on the path
+import run_all  # noqa: E402
+
+run_all.setup_paths()
+
+import numpy as np  # noqa: E402
+
+JSON_FILE = "selection.json"
+
+
+def whole_dataset_set(dataset, metadata) -> accuracy.EvaluationSet:
+    """All of ``dataset``, or its test split when ``metadata``'s model trained on it."""
+    from core.evalsets import LabelledSet
+
+    if (metadata.dataset or {}).get("name") == dataset.name:
+        return accuracy.test_split_set(dataset, metadata, quick=False)
+    rows = np.arange(len(dataset))
+    labelled = LabelledSet(name=f"{dataset.name} (all)", labels=dataset.labels, dataset=dataset,
+                           rows=rows)
+    return accuracy.EvaluationSet(f"{dataset.name} (all {len(rows)})", labelled, 0.0)
+
+
+def markdown(data: dict) -> str:
+    pct = accuracy._percent
+    lines = ["## Model selection (project-generated data)", "",
+             f"Run {data['date']} with `python benchmarks/selection.py --models "
+             f"{' '.join(data['models'])} --datasets {' '.join(data['datasets'])}`.", "",
+             "Percent. No model is scored on a pattern it trained on: a dataset a model was "
+             "trained on contributes only its held-out test split.", "",
+             "| Model | Set | n | SG top-1 | SG top-5 | Balanced acc. | Macro-F1 | "
+             "System acc. | majority SG | majority system |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for entry in data["results"]:
+        m = entry["metrics"]
+        lines.append(f"| {entry['model']} | {entry['set']} | {m['n']} | {pct(m['top1'])} | "
+                     f"{pct(m['top5'])} | {pct(m['balanced_accuracy'])} | {pct(m['macro_f1'])} | "
+                     f"{pct(m['system_accuracy'])} | {pct(m['majority_top1'])} | "
+                     f"{pct(m['majority_system'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Compare models on project-generated data.")
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--datasets", nargs="+", required=True)
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    from core import dataset as store
+    from core.classify import Classifier
+
+    data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
+            "datasets": args.datasets, "results": []}
+    datasets = [store.load(name) for name in args.datasets]
+    for name in args.models:
+        classifier = Classifier.load(name)
+        variants = [(f"{name} (raw output)", Classifier(classifier.model, classifier.metadata,
+                                                        adjust_prior=False))]
+        if classifier.adjust_prior:
+            variants.append((name, classifier))
+        for dataset in datasets:
+            evaluation_set = whole_dataset_set(dataset, classifier.metadata)
+            for label, variant in variants:
+                started = time.perf_counter()
+                entry = accuracy.evaluate_on(variant, evaluation_set, False, label)
+                data["results"].append(entry)
+                m = entry["metrics"]
+                print(f"  {label:<24} {entry['set']:<28} n={m['n']:<5} top-1 {accuracy._percent(m['top1']):>5} %,"
+                      f" top-5 {accuracy._percent(m['top5'])} %, system "
+                      f"{accuracy._percent(m['system_accuracy'])} % "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+    run_all.write_json(args.out / JSON_FILE, data)
+    results = run_all.update_section(args.out, "selection", markdown(data))
+    print(f"Wrote {args.out / JSON_FILE} and {results}.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The fast random-crystal engine: symmetric crystals of sensible chemistry whose patterns
+match pymatgen's XRDCalculator peak for peak."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from pymatgen.analysis.diffraction.xrd import XRDCalculator
+from pymatgen.core import Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from core.augmentation import metric_inverse
+from core.fast_crystals import (
+    RandomCrystal,
+    detected_space_group,
+    lattice_matrix,
+    random_crystal_fast,
+    random_pattern,
+    simulate_crystal,
+)
+from core.generation import generate_synthetic
+from core.symmetry import crystal_system_of
+
+# One or more groups of every crystal system, centred lattices, glides and screws included.
+GROUPS = [1, 2, 4, 14, 15, 19, 33, 62, 63, 70, 88, 136, 141, 148, 161, 166, 176, 186, 194,
+          198, 216, 225, 227, 230]
+
+
+def _spglib_number(crystal: RandomCrystal) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=0.1).get_space_group_number()
+
+
+@pytest.fixture(scope="module")
+def crystals() -> list[RandomCrystal]:
+    found = []
+    for number in GROUPS:
+        rng = np.random.default_rng(number)
+        for _ in range(6):
+            try:
+                crystal = random_crystal_fast(number, rng)
+            except RuntimeError:
+                continue
+            if detected_space_group(crystal) == number:
+                found.append(crystal)
+                break
+    return found
+
+
+def test_most_groups_give_a_confirmed_crystal(crystals):
+    assert len(crystals) >= len(GROUPS) - 2
+    assert {crystal_system_of(c.requested_sg) for c in crystals} == {
+        "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"}
+
+
+def test_crystals_obey_their_crystal_system_and_keep_atoms_apart(crystals):
+    for crystal in crystals:
+        a, b, c, alpha, beta, gamma = crystal.lattice
+        system = crystal_system_of(crystal.requested_sg)
+        if system in ("tetragonal", "trigonal", "hexagonal", "cubic"):
+            assert a == pytest.approx(b)
+        if system == "cubic":
+            assert a == pytest.approx(c)
+        if system in ("trigonal", "hexagonal"):
+            assert gamma == 120.0
+        if system in ("monoclinic", "orthorhombic", "tetragonal", "cubic"):
+            assert alpha == gamma == 90.0
+        structure = crystal.to_pymatgen()
+        assert structure.volume == pytest.approx(np.linalg.det(lattice_matrix(crystal.lattice)))
+        distances = structure.distance_matrix[np.triu_indices(len(structure), 1)]
+        assert distances.min() >= 1.1 - 1e-6
+        assert 2 <= len(structure) <= 72
+        # The label agrees with pymatgen's own symmetry finder.
+        assert _spglib_number(crystal) == crystal.requested_sg
+
+
+def test_patterns_match_pymatgen_peak_for_peak(crystals):
+    calculator = XRDCalculator()
+    for crystal in crystals:
+        ours = simulate_crystal(crystal, crystal.requested_sg)
+        theirs = calculator.get_pattern(crystal.to_pymatgen(), two_theta_range=(5, 90))
+        assert len(ours.two_theta) == len(theirs.x), crystal.requested_sg
+        np.testing.assert_allclose(ours.two_theta, theirs.x, atol=1e-4)
+        np.testing.assert_allclose(ours.intensity, theirs.y, atol=1e-3)
+        np.testing.assert_allclose(ours.d_spacing, theirs.d_hkls, rtol=1e-5)
+
+
+def test_stored_miller_indices_give_the_peak_positions(crystals):
+    for crystal in crystals:
+        peaks = simulate_crystal(crystal, crystal.requested_sg)
+        inverse = metric_inverse(np.asarray([crystal.lattice]))[0]
+        q2 = np.einsum("pi,ij,pj->p", peaks.hkl.astype(float), inverse, peaks.hkl.astype(float))
+        np.testing.assert_allclose(1 / np.sqrt(q2), peaks.d_spacing, rtol=1e-5)
+
+
+def test_known_structure_reproduces_rock_salt():
+    # NaCl written as a RandomCrystal: the fcc extinctions leave 111, 200, 220, 311, 222, ...
+    lattice = (5.64, 5.64, 5.64, 90.0, 90.0, 90.0)
+    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    coords = np.concatenate([fcc, (fcc + 0.5) % 1])
+    crystal = RandomCrystal(lattice, coords, ["Na"] * 4 + ["Cl"] * 4, 225)
+    assert detected_space_group(crystal) == 225
+    peaks = simulate_crystal(crystal, 225)
+    families = {tuple(sorted(np.abs(h))) for h in peaks.hkl.tolist()}
+    assert {(1, 1, 1), (0, 0, 2), (0, 2, 2), (1, 1, 3), (2, 2, 2)} <= families
+    assert (0, 0, 1) not in families and (0, 1, 1) not in families
+    strongest = peaks.two_theta[np.argmax(peaks.intensity)]
+    assert strongest == pytest.approx(31.7, abs=0.1)  # the 200 reflection of halite
+    reference = XRDCalculator().get_pattern(
+        Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                  [[0, 0, 0], [0.5, 0.5, 0.5]]), two_theta_range=(5, 90))
+    np.testing.assert_allclose(peaks.intensity, reference.y, atol=1e-3)
+
+
+def test_random_pattern_is_reproducible_and_labelled():
+    first = random_pattern(14, np.random.default_rng(3))
+    again = random_pattern(14, np.random.default_rng(3))
+    assert first.sg_number == 14 and first.crystal_system == "monoclinic"
+    np.testing.assert_array_equal(first.two_theta, again.two_theta)
+    assert first.intensity.max() == pytest.approx(100.0)
+
+
+def test_fast_engine_generates_dataset_rows():
+    report = generate_synthetic([2, 14, 62, 225], seed=1, processes=1, engine="fast")
+    assert len(report.rows) + len(report.failures) == 4 and len(report.rows) >= 3
+    assert report.rows["source"].unique().tolist() == ["fast"]
+    assert report.mismatched == 0  # crystals in another group are redrawn, never relabelled
+    with pytest.raises(ValueError, match="unknown engine"):
+        generate_synthetic([2], engine="quantum")
