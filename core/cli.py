@@ -137,6 +137,7 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate, class_weighting=args.class_weighting,
         augmentation=_augmentation(args.augmentation, args.augmentation_ranges), seed=args.seed,
         group_by_formula=args.group_by_formula, early_stopping_patience=args.patience,
+        validation=args.validation, test=args.test,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
         initial_model=args.init_from)
@@ -261,6 +262,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=8)
     t.add_argument("--lr-schedule", default="plateau", choices=("plateau", "cosine"),
                    help="halve the rate on a plateau, or cosine decay over epochs x steps")
+    t.add_argument("--validation", type=float, default=0.1,
+                   help="fraction of the patterns held out for validation (checked every epoch)")
+    t.add_argument("--test", type=float, default=0.1, help="fraction held out for the final test")
     t.add_argument("--group-by-formula", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hyperparameters", default="", help='builder settings as JSON, e.g. \'{"width": 16}\'')

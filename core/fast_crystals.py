@@ -352,16 +352,29 @@ def _reduced_formula(species: list[str]) -> str:
     return Composition(" ".join(species)).reduced_formula
 
 
+def _roomier(spec: RandomCrystalSpec, space_group: int) -> RandomCrystalSpec:
+    """``spec`` with room for two general-position orbits: in groups whose general position
+    alone exceeds ``max_atoms`` (Fd-3, F432, F-43c, Fm-3c, Fd-3c with the default 72), atoms
+    on special positions only nearly always show a higher symmetry."""
+    from dataclasses import replace
+
+    general = _tables(int(space_group)).wyckoff[0].multiplicity
+    return replace(spec, max_atoms=max(spec.max_atoms, 2 * general))
+
+
 def random_pattern(space_group: int, rng: np.random.Generator,
                    spec: RandomCrystalSpec = RandomCrystalSpec(), wavelength: float = CU_KA,
                    symprec: float = SYMPREC, attempts: int = 4) -> PeakList:
-    """A random crystal of ``space_group`` that spglib confirms, simulated.
+    """A random crystal of ``space_group`` that spglib confirms, simulated. The second half
+    of the ``attempts`` may use a larger cell (:func:`_roomier`).
 
     Raises:
         RuntimeError: every attempt failed or came out in another space group.
     """
     found = 0
-    for _ in range(attempts):
+    for attempt in range(attempts):
+        if attempt >= attempts // 2:
+            spec = _roomier(spec, space_group)
         crystal = random_crystal_fast(space_group, rng, spec)
         found = detected_space_group(crystal, symprec)
         if found == space_group:

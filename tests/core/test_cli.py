@@ -142,7 +142,8 @@ def test_train_tiny(small_dataset, capsys):
     code = main(["train", "--name", "cli_trained", "--dataset", "small", "--model", "baseline_ann",
                  "--hyperparameters", '{"units": 16}', "--epochs", "1", "--steps", "1",
                  "--batch-size", "8", "--description", "from the CLI test", "--lr-schedule", "cosine",
-                 "--augmentation", "0.5", "--augmentation-ranges", '{"lattice_strain": 0.08}'])
+                 "--augmentation", "0.5", "--augmentation-ranges", '{"lattice_strain": 0.08}',
+                 "--validation", "0.05", "--test", "0.2"])
     assert code == 0
     out = capsys.readouterr().out
     metrics = json.loads(out[out.index("{"):])  # after the per-epoch log lines
@@ -153,6 +154,7 @@ def test_train_tiny(small_dataset, capsys):
     assert meta.hyperparameters["hyperparameters"] == {"units": 16}
     assert meta.hyperparameters["batch_size"] == 8
     assert meta.hyperparameters["lr_schedule"] == "cosine"
+    assert meta.hyperparameters["validation"] == 0.05 and meta.hyperparameters["test"] == 0.2
     assert meta.augmentation["lattice_strain"] == 0.08 and meta.augmentation["strength"] == 0.5
     assert meta.augmentation["zero_shift_deg"] == 0.08  # the other ranges keep their defaults
     # --init-from continues from the saved run, with its architecture.

@@ -130,3 +130,16 @@ def test_fast_engine_generates_dataset_rows():
     assert report.mismatched == 0  # crystals in another group are redrawn, never relabelled
     with pytest.raises(ValueError, match="unknown engine"):
         generate_synthetic([2], engine="quantum")
+
+
+@pytest.mark.parametrize("number", [203, 226])
+def test_groups_whose_general_position_exceeds_the_atom_limit_still_come_out(number):
+    # Fd-3 and Fm-3c: 96 and 192 general positions, over the default limit of 72 atoms.
+    found = []
+    for seed in range(6):
+        try:
+            found.append(random_pattern(number, np.random.default_rng([number, seed])))
+        except RuntimeError:
+            continue
+    assert found and all(p.sg_number == number for p in found)
+    assert max(p.n_sites for p in found) > 72
