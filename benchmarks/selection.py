@@ -4,8 +4,9 @@ Usage (from the project root)::
 
     python benchmarks/selection.py --models default candidate --datasets select_fast default
 
-Scores each model on each named dataset: the whole dataset, or only its test split for a
-model that was trained on that dataset (so no model is scored on patterns it trained on).
+Scores every model on the same rows of each named dataset: the whole dataset, or, when one
+of the models was trained on it, that model's held-out test split (so no model is scored on
+patterns it trained on, and all are scored on the same patterns).
 Both the network output and the output re-weighted to real-world frequencies are reported.
 This is how a new bundled model is chosen before ``accuracy.py`` measures it on real data.
 
@@ -33,16 +34,26 @@ import numpy as np  # noqa: E402
 JSON_FILE = "selection.json"
 
 
-def whole_dataset_set(dataset, metadata) -> accuracy.EvaluationSet:
-    """All of ``dataset``, or its test split when ``metadata``'s model trained on it."""
+def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
+    """The rows of ``dataset`` that none of ``classifiers`` trained on: the test split of the
+    first model that trained on it (every model scores the same rows), else all of it.
+
+    Raises:
+        ValueError: two models trained on ``dataset`` with different splits.
+    """
     from core.evalsets import LabelledSet
 
-    if (metadata.dataset or {}).get("name") == dataset.name:
-        return accuracy.test_split_set(dataset, metadata, quick=False)
-    rows = np.arange(len(dataset))
-    labelled = LabelledSet(name=f"{dataset.name} (all)", labels=dataset.labels, dataset=dataset,
-                           rows=rows)
-    return accuracy.EvaluationSet(f"{dataset.name} (all {len(rows)})", labelled, 0.0)
+    trained = [c.metadata for c in classifiers if (c.metadata.dataset or {}).get("name") == dataset.name]
+    if not trained:
+        rows = np.arange(len(dataset))
+        labelled = LabelledSet(name=f"{dataset.name} (all)", labels=dataset.labels, dataset=dataset,
+                               rows=rows)
+        return accuracy.EvaluationSet(f"{dataset.name} (all {len(rows)})", labelled, 0.0)
+    splits = [accuracy.test_split_set(dataset, m, quick=False) for m in trained]
+    if any(not np.array_equal(s.labelled.rows, splits[0].labelled.rows) for s in splits[1:]):
+        raise ValueError(f"models {', '.join(m.name for m in trained)} trained on "
+                         f"{dataset.name!r} with different splits: no common held-out rows")
+    return splits[0]
 
 
 def markdown(data: dict) -> str:
@@ -50,8 +61,9 @@ def markdown(data: dict) -> str:
     lines = ["## Model selection (project-generated data)", "",
              f"Run {data['date']} with `python benchmarks/selection.py --models "
              f"{' '.join(data['models'])} --datasets {' '.join(data['datasets'])}`.", "",
-             "Percent. No model is scored on a pattern it trained on: a dataset a model was "
-             "trained on contributes only its held-out test split.", "",
+             "Percent. Every model is scored on the same patterns, none of which it trained on: a "
+             "dataset one of the models was trained on contributes only that model's held-out "
+             "test split.", "",
              "| Model | Set | n | SG top-1 | SG top-5 | Balanced acc. | Macro-F1 | "
              "System acc. | majority SG | majority system |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -75,15 +87,14 @@ def main(argv: list[str] | None = None) -> int:
 
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
             "datasets": args.datasets, "results": []}
-    datasets = [store.load(name) for name in args.datasets]
-    for name in args.models:
-        classifier = Classifier.load(name)
+    classifiers = {name: Classifier.load(name) for name in args.models}
+    sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
+    for name, classifier in classifiers.items():
         variants = [(f"{name} (raw output)", Classifier(classifier.model, classifier.metadata,
                                                         adjust_prior=False))]
         if classifier.adjust_prior:
             variants.append((name, classifier))
-        for dataset in datasets:
-            evaluation_set = whole_dataset_set(dataset, classifier.metadata)
+        for evaluation_set in sets:
             for label, variant in variants:
                 started = time.perf_counter()
                 entry = accuracy.evaluate_on(variant, evaluation_set, False, label)

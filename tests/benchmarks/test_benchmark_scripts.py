@@ -142,17 +142,23 @@ def test_a_script_replaces_only_its_own_section(tmp_path):
         run_all.update_section(tmp_path, "memory", "x")
 
 
-def test_selection_scores_no_model_on_its_own_training_patterns(tiny_model, small_dataset, tmp_path):
-    # 'tiny' trained on 'small': only its test split counts; 'default' never saw 'small'.
+def test_selection_scores_every_model_on_the_same_held_out_rows(tiny_model, tmp_path):
+    # 'tiny' trained on 'small': both models are scored on its test split only.
     result = _run(str(BENCHMARKS / "selection.py"), "--models", "tiny", "default",
                   "--datasets", "small", "--out", str(tmp_path))
     data = json.loads((tmp_path / "selection.json").read_text())
     sizes = {(e["model"], e["set"]): e["metrics"]["n"] for e in data["results"]}
     test_rows = len(tiny_model.evaluation["true"])
-    assert sizes[("tiny (raw output)", "small test split")] == test_rows
-    assert sizes[("tiny", "small test split")] == test_rows
-    assert sizes[("default", f"small (all {len(small_dataset)})")] == len(small_dataset)
-    assert sizes[("default (raw output)", f"small (all {len(small_dataset)})")] == len(small_dataset)
+    assert sizes == {(model, "small test split"): test_rows
+                     for model in ("tiny", "tiny (raw output)", "default", "default (raw output)")}
     text = (tmp_path / "results.md").read_text()
     section = text[text.index("<!-- selection -->"):text.index("<!-- /selection -->")]
     assert "| tiny | small test split |" in section and "Wrote" in result.stdout
+
+
+def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_path):
+    _run(str(BENCHMARKS / "selection.py"), "--models", "default", "--datasets", "small",
+         "--out", str(tmp_path))
+    data = json.loads((tmp_path / "selection.json").read_text())
+    assert {e["set"] for e in data["results"]} == {f"small (all {len(small_dataset)})"}
+    assert all(e["metrics"]["n"] == len(small_dataset) for e in data["results"])
