@@ -230,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),
-                   help="random crystals from pyxtal, or core.fast_crystals (about ten times faster)")
+                   help="random crystals from pyxtal, or core.fast_crystals (15-25 times faster)")
     g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")
     g.add_argument("--cif-folder", help="add every CIF of this folder")
     g.add_argument("--seed", type=int, default=0)

@@ -202,7 +202,7 @@ def generate_synthetic(space_groups: Sequence[int], seed: int = 0,
         cancel: set it to stop early; what was done so far is returned.
         engine: ``pyxtal`` (pyxtal's crystals, pymatgen's XRDCalculator; about 7 crystals/s
             on 2 cores) or ``fast`` (:mod:`core.fast_crystals`: the same chemistry and the
-            same patterns about ten times faster; a crystal spglib finds in another group
+            same patterns 15-25 times faster; a crystal spglib finds in another group
             than requested is redrawn, then counted as failed).
     """
     if engine not in ENGINES:

@@ -270,7 +270,7 @@ def _synthetic_tab() -> None:
     anions = st.multiselect("Anions", list(ANIONS), list(ANIONS), key="syn_anions")
     engine = st.radio(
         "Crystal generator", ["fast", "pyxtal"], horizontal=True, key="syn_engine",
-        format_func={"fast": "Fast (about 10× quicker)", "pyxtal": "pyxtal"}.get,
+        format_func={"fast": "Fast (15–25× quicker)", "pyxtal": "pyxtal"}.get,
         help="Both place atoms on Wyckoff positions and label each crystal with spglib. The fast "
              "generator computes patterns itself (identical to pymatgen's XRDCalculator) and "
              "redraws a crystal found in another space group; pyxtal keeps it, relabelled.")
