@@ -298,7 +298,9 @@ def simulate_crystal(crystal: RandomCrystal, sg_number: int, wavelength: float =
     it for the same cell (no thermal factors, intensities scaled to a maximum of 100).
 
     Each peak keeps one Miller index (the largest of its family) for the augmentation's
-    strain and texture.
+    strain and texture. Reflections are grouped by the point group of
+    ``crystal.requested_sg``, so the crystal must have (at least) that symmetry, as every
+    crystal of :func:`random_crystal_fast` has.
     """
     lattice = np.asarray(crystal.lattice, dtype=float)
     matrix = lattice_matrix(lattice)
