@@ -18,7 +18,8 @@ NAME = "e2e-load"
 def test_training_and_classifying_sessions_at_once(new_page, isolated_store):
     trainer, classifier = new_page(), new_page()
     open_app_page(classifier, "/classify", "Classify patterns")
-    start_training(trainer, NAME, epochs=3, steps=3)
+    # Long enough (about 10 s on an idle machine) to still run when the upload is classified.
+    start_training(trainer, NAME, epochs=30, steps=3)
     live = trainer.get_by_role("heading", name=f"Training '{NAME}' on 'default'")
 
     # While the run trains in the first session, the second one classifies an upload.

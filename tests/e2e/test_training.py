@@ -18,11 +18,12 @@ NAME = "e2e-train"
 
 def test_training_streams_epochs_and_stops(page, isolated_store):
     # A tiny model's validation loss stalls within a few epochs; without the long patience the
-    # run could end by early stopping before the Stop button is pressed.
-    start_training(page, NAME, epochs=50, steps=3, patience=100)
+    # run could end by early stopping before the Stop button is pressed. On an idle machine an
+    # epoch of this tiny run takes about 0.3 s: 50 epochs could end before the page shows one.
+    start_training(page, NAME, epochs=500, steps=3, patience=100)
     expect(page.get_by_role("heading", name=f"Training '{NAME}' on 'default'")).to_be_visible()
     wait_for_loss_epochs(page, 2)
-    progress = page.get_by_text(re.compile(r"^Epoch \d+ of 50 · batch \d+ of 3 ·"))
+    progress = page.get_by_text(re.compile(r"^Epoch \d+ of 500 · batch \d+ of 3 ·"))
     expect(progress).to_be_visible()
     epoch = int(re.match(r"Epoch (\d+)", progress.inner_text()).group(1))
     assert epoch >= 2, progress.inner_text()
@@ -40,7 +41,7 @@ def test_training_streams_epochs_and_stops(page, isolated_store):
     assert metadata["status"] == "stopped"
     settings = metadata["hyperparameters"]  # the TrainingConfig the form produced
     assert settings["hyperparameters"] == {"width": 8, "dense_units": 32}
-    assert (settings["epochs"], settings["steps_per_epoch"], settings["batch_size"]) == (50, 3, 16)
+    assert (settings["epochs"], settings["steps_per_epoch"], settings["batch_size"]) == (500, 3, 16)
     assert settings["early_stopping_patience"] == 100
     assert_no_exception(page)
     screenshot(page, "training_stopped")
