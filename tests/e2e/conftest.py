@@ -248,12 +248,8 @@ def start_training(page, name: str, epochs: int, steps: int, batch: int = 16,
 
     open_app_page(page, "/training", "Training")
     page.get_by_role("heading", name="New run").wait_for()
-    for label, value in (("Run name", name), ("Epochs", epochs), ("Batches per epoch", steps),
-                         ("Batch size", batch)):
-        box = page.get_by_label(label, exact=True)
-        box.fill(str(value))
-        box.press("Enter")
-        expect(box).to_have_value(str(value))
+    # The advanced settings first: opening them and committing the JSON area reruns the page,
+    # and a number typed into the main fields just before could be lost in that rerun.
     page.get_by_text("Split and advanced settings").click()
     area = page.get_by_role("textbox", name="Builder hyperparameters (JSON)", exact=True)
     area.fill(json.dumps(hyperparameters or {"width": 8, "dense_units": 32}))
@@ -264,6 +260,12 @@ def start_training(page, name: str, epochs: int, steps: int, batch: int = 16,
         box.fill(str(patience))
         box.press("Enter")
         expect(box).to_have_value(str(patience))
+    for label, value in (("Run name", name), ("Epochs", epochs), ("Batches per epoch", steps),
+                         ("Batch size", batch)):
+        box = page.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        expect(box).to_have_value(str(value))
     page.get_by_role("button", name="Train", exact=True).click()
     feedback = page.locator('[data-testid="stAlert"]').filter(
         has_text=re.compile(r"Started run|Cannot start training|still running"))
