@@ -43,11 +43,11 @@ table = metrics_table(meta.metrics)
 if table.empty:
     st.info("This model has no test-split metrics.")
 else:
-    st.dataframe(table.fillna("—"), width="stretch")
+    st.dataframe(table.style.format("{:.1f}", na_rep="—"), width="stretch")
 
 external = external_results(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    st.dataframe(metrics_table(metrics).fillna("—"), width="stretch")
+    st.dataframe(metrics_table(metrics).style.format("{:.1f}", na_rep="—"), width="stretch")
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

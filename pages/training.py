@@ -42,6 +42,7 @@ INPUT_TYPES = {"grid": "Profile on a fixed 2θ grid (recommended)",
                "padded": "Zero-padded raw peak arrays (original report)"}
 WEIGHTINGS = {"sqrt": "1/√frequency", "balanced": "1/frequency", "none": "none"}
 SCHEDULES = {"plateau": "halve on a plateau", "cosine": "cosine decay over the run"}
+SAVED = "train_saved_settings"  # the form's last values; not a widget key
 
 
 @st.cache_resource
@@ -194,11 +195,29 @@ def _result(job: Job) -> None:
         st.caption("Compare this run with other models on the **Compare models** page.")
 
 
-def _settings() -> None:
-    # Re-assigning keeps the settings when the user visits another page and comes back.
+def _restore_settings() -> None:
+    """Give each settings widget its value before it is drawn: the one last used, or the default.
+
+    Streamlit forgets a widget's key while another page is shown; the copy under SAVED is not
+    a widget key, so it survives. A key that still exists is left alone: writing it on every
+    run would send the stored value back to the browser, and a run that started before the
+    user's latest keystroke would then overwrite what they just typed.
+    """
+    saved = st.session_state.get(SAVED, {})
     for key, value in DEFAULTS.items():
-        st.session_state[key] = st.session_state.get(key, value)
-    st.session_state["train_name"] = st.session_state.get("train_name") or _suggest_name()
+        if key not in st.session_state:
+            st.session_state[key] = saved.get(key, value)
+    if not st.session_state.get("train_name"):
+        st.session_state["train_name"] = saved.get("train_name") or _suggest_name()
+
+
+def _save_settings() -> None:
+    st.session_state[SAVED] = {key: st.session_state[key] for key in [*DEFAULTS, "train_name"]
+                               if key in st.session_state}
+
+
+def _settings() -> None:
+    _restore_settings()
     presets = st.columns(2)
     presets[0].button("Quick demo settings", key="train_quick_demo", on_click=_apply,
                       args=(QUICK_DEMO,), help="4 epochs of 25 batches: a couple of minutes.")
@@ -259,6 +278,7 @@ def _settings() -> None:
                      help="Continue training a saved model of this kind (same grid): its "
                           "architecture replaces the hyperparameters above.")
     st.button("Train", key="train_start", type="primary", on_click=_start)
+    _save_settings()
     kind, message = st.session_state.pop("train_feedback", (None, None))
     if kind:
         getattr(st, kind)(message)

@@ -121,6 +121,27 @@ def test_defaults_are_a_sensible_demo(small_dataset):
     assert at.number_input(key="train_padded_length").value == 256
 
 
+def test_settings_survive_a_visit_to_another_page_without_being_pushed_back(small_dataset):
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/training.py").run()
+    at.number_input(key="train_epochs").set_value(42).run()
+    at.number_input(key="train_patience").set_value(77).run()
+    at.text_input(key="train_name").input("kept-name").run()
+    assert not at.exception
+    # A rerun must not send stored values back to the browser: one that started before the
+    # user's latest keystroke would overwrite it (the settings of a started run were lost so).
+    for key in ("train_epochs", "train_patience", "train_batch"):
+        assert not at.number_input(key=key).proto.set_value, key
+    assert not at.text_input(key="train_name").proto.set_value
+    at.switch_page("pages/home.py").run()
+    assert "train_epochs" not in at.session_state  # Streamlit dropped the widget's key
+    at.switch_page("pages/training.py").run()
+    assert not at.exception
+    assert at.number_input(key="train_epochs").value == 42
+    assert at.number_input(key="train_patience").value == 77
+    assert at.text_input(key="train_name").value == "kept-name"
+
+
 def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     at = configure(open_page(), "page-done")
     at.selectbox(key="train_schedule").select("cosine").run()
