@@ -145,10 +145,11 @@ def _live(name: str) -> None:
     else:
         st.button("Stop", key="train_stop", on_click=job.request_stop, type="primary",
                   help="End training after the current batch and keep the best weights.")
-    _curves(job.epoch_history(), job.batch_history())
+    _curves(job.epoch_history(), job.batch_history(), job.config.lr_schedule)
 
 
-def _curves(history: pd.DataFrame, batches: pd.DataFrame | None = None) -> None:
+def _curves(history: pd.DataFrame, batches: pd.DataFrame | None = None,
+            schedule: str = "plateau") -> None:
     left, right = st.columns(2)
     left.plotly_chart(loss_figure(history), width="stretch")
     left.caption("Cross-entropy per epoch on the augmented training batches and the fixed "
@@ -160,7 +161,9 @@ def _curves(history: pd.DataFrame, batches: pd.DataFrame | None = None) -> None:
         left.caption("Running training loss reported within each epoch, with an "
                      "exponential moving average.")
     right.plotly_chart(learning_rate_figure(batches, history), width="stretch")
-    right.caption("Learning rate; ReduceLROnPlateau halves it when validation loss stalls.")
+    right.caption("Learning rate: " + ("a short warm-up, then cosine decay over the run."
+                                       if schedule == "cosine" else
+                                       "ReduceLROnPlateau halves it when validation loss stalls."))
 
 
 def _result(job: Job) -> None:
@@ -188,7 +191,7 @@ def _result(job: Job) -> None:
         st.plotly_chart(system_confusion_figure(evaluation["system_confusion"]), width="stretch")
         st.caption("Rows: true crystal system; colour: share of the row; numbers: patterns.")
     history = job.history if job.history is not None else job.epoch_history()
-    _curves(history, job.batch_history())
+    _curves(history, job.batch_history(), job.config.lr_schedule)
     try:
         st.page_link("pages/compare.py", label="Compare this run with other models", icon=":material/compare_arrows:")
     except StreamlitAPIException:  # the page runs on its own, outside the app's navigation

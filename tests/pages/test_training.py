@@ -155,6 +155,7 @@ def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     meta = saved("page-done")
     assert meta is not None and meta.status == "done" and meta.hyperparameters["epochs"] == 2
     assert meta.hyperparameters["lr_schedule"] == "cosine"
+    assert has(at.caption, "cosine decay over the run") and not has(at.caption, "ReduceLROnPlateau")
     runs = at.dataframe[-2].value
     assert "page-done" in list(runs["name"])
     assert list(jobs_table(at)["status"]) == ["done"]
