@@ -7,7 +7,8 @@ Usage (from the project root)::
 Scores every model on the same rows of each named dataset: the whole dataset, or, when one
 of the models was trained on it, that model's held-out test split (so no model is scored on
 patterns it trained on, and all are scored on the same patterns).
-Both the network output and the output re-weighted to real-world frequencies are reported.
+Both the network output and the output re-weighted to real-world frequencies are reported;
+``--clean`` adds each set once more rendered as clean peaks (no perturbations).
 This is how a new bundled model is chosen before ``accuracy.py`` measures it on real data.
 
 Writes ``selection.json`` and the selection section of ``results.md`` in ``--out``.
@@ -56,6 +57,16 @@ def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
     return splits[0]
 
 
+def clean_version(evaluation_set: accuracy.EvaluationSet) -> accuracy.EvaluationSet:
+    """The same rows rendered as clean peaks of fixed width: how well a model learnt the task
+    itself, apart from the measurement effects it was trained to see through."""
+    from dataclasses import replace
+
+    label = f"{evaluation_set.label} (clean profiles)"
+    return replace(evaluation_set, label=label,
+                   labelled=replace(evaluation_set.labelled, name=label, clean=True))
+
+
 def markdown(data: dict) -> str:
     pct = accuracy._percent
     lines = ["## Model selection (project-generated data)", "",
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--datasets", nargs="+", required=True)
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--clean", action="store_true",
+                        help="also score each set rendered as clean peaks, without perturbations")
     args = parser.parse_args(argv)
     from core import dataset as store
     from core.classify import Classifier
@@ -89,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": args.datasets, "results": []}
     classifiers = {name: Classifier.load(name) for name in args.models}
     sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
+    if args.clean:
+        sets += [clean_version(s) for s in sets]
     for name, classifier in classifiers.items():
         variants = [(f"{name} (raw output)", Classifier(classifier.model, classifier.metadata,
                                                         adjust_prior=False))]

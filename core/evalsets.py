@@ -2,7 +2,7 @@
 
 Three kinds of set:
 
-* a dataset's test split (simulated sticks, augmented once with a fixed seed);
+* a dataset's test split (simulated sticks, augmented once with a fixed seed, or clean);
 * a folder of measured patterns with labels: a ``labels.csv`` naming pattern files and
   space-group numbers (RRUFF-style, as in ``shared/data/rruff_dev``), or RRUFF XY + DIF pairs;
 * a folder of CIFs with a ``labels.csv``: structures simulated with realistic perturbations.
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.augmentation import Augmentation
+from core.augmentation import NO_AUGMENTATION, Augmentation
 from core.classify import Classifier
 from core.dataset import Dataset, split
 from core.evaluation import Metrics, evaluate
@@ -32,7 +32,9 @@ class LabelledSet:
     """Patterns with known space groups.
 
     ``patterns`` are measured-like patterns; ``sticks`` (a dataset and row indices) are
-    simulated peak lists rendered by each model in its own input representation.
+    simulated peak lists rendered by each model in its own input representation, with the
+    perturbations the model trained with, or as clean peaks of fixed width when ``clean``
+    (how well a model learnt the task itself, apart from the measurement effects).
     """
 
     name: str
@@ -41,6 +43,7 @@ class LabelledSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     dataset: Dataset | None = None
     rows: np.ndarray | None = None
+    clean: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -158,7 +161,8 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
         meta = classifier.metadata
         config = TrainingConfig(name="evaluation", input_type=meta.input_type,
                                 grid=meta.two_theta_grid, padded_length=meta.padded_length,
-                                augmentation=Augmentation.from_dict(meta.augmentation or {}))
+                                augmentation=NO_AUGMENTATION if labelled.clean else
+                                Augmentation.from_dict(meta.augmentation or {}))
         inputs, labels = fixed_inputs(labelled.dataset, labelled.rows, config, seed=2)
         probabilities = classifier.predict_inputs(inputs)
     else:

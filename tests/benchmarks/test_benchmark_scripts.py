@@ -156,6 +156,19 @@ def test_selection_scores_every_model_on_the_same_held_out_rows(tiny_model, tmp_
     assert "| tiny | small test split |" in section and "Wrote" in result.stdout
 
 
+def test_selection_can_also_score_clean_profiles_of_the_same_rows(small_dataset, tmp_path):
+    _run(str(BENCHMARKS / "selection.py"), "--models", "default", "--datasets", "small",
+         "--clean", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "selection.json").read_text())
+    perturbed, clean = f"small (all {len(small_dataset)})", f"small (all {len(small_dataset)}) (clean profiles)"
+    sizes = {(e["model"], e["set"]): e["metrics"]["n"] for e in data["results"]}
+    assert sizes == {(model, name): len(small_dataset) for model in ("default", "default (raw output)")
+                     for name in (perturbed, clean)}
+    scores = {e["set"]: [e["metrics"][k] for k in ("top1", "top5", "macro_f1", "system_accuracy")]
+              for e in data["results"] if e["model"] == "default"}
+    assert scores[clean] != scores[perturbed]  # the clean rows are rendered differently
+
+
 def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_path):
     _run(str(BENCHMARKS / "selection.py"), "--models", "default", "--datasets", "small",
          "--out", str(tmp_path))

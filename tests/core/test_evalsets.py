@@ -160,6 +160,23 @@ def test_evaluate_model_on_dataset_split(classifier, small_dataset):
     assert result.metrics.n == classifier.metadata.metrics["n"]
 
 
+def test_a_clean_set_is_rendered_without_perturbations(classifier, small_dataset):
+    from dataclasses import replace
+
+    from core.training import TrainingConfig, fixed_inputs
+
+    labelled = dataset_test_set(small_dataset)
+    clean = evaluate_model(classifier, replace(labelled, clean=True))
+    meta = classifier.metadata
+    config = TrainingConfig(name="clean", input_type=meta.input_type, grid=meta.two_theta_grid,
+                            augmentation=NO_AUGMENTATION)
+    inputs, labels = fixed_inputs(small_dataset, labelled.rows, config, seed=99)
+    np.testing.assert_array_equal(clean.labels, labels)
+    np.testing.assert_allclose(clean.probabilities, classifier.predict_inputs(inputs), atol=1e-5)
+    perturbed = evaluate_model(classifier, labelled)
+    assert not np.allclose(clean.probabilities, perturbed.probabilities, atol=1e-3)
+
+
 def test_evaluate_model_on_measured_folder(classifier, tmp_path):
     write_xy(tmp_path / "one.xy")
     write_xy(tmp_path / "two.xy", peaks=((20.0, 400.0), (33.0, 800.0)), seed=1)
