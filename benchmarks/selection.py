@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,8 +61,6 @@ def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
 def clean_version(evaluation_set: accuracy.EvaluationSet) -> accuracy.EvaluationSet:
     """The same rows rendered as clean peaks of fixed width: how well a model learnt the task
     itself, apart from the measurement effects it was trained to see through."""
-    from dataclasses import replace
-
     label = f"{evaluation_set.label} (clean profiles)"
     return replace(evaluation_set, label=label,
                    labelled=replace(evaluation_set.labelled, name=label, clean=True))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
-from ui.cards import external_results, metrics_table, training_summary
+from ui.cards import external_results, metrics_table, shown, training_summary
 
 from ui.routing import ensure_app_navigation
 
@@ -43,11 +43,11 @@ table = metrics_table(meta.metrics)
 if table.empty:
     st.info("This model has no test-split metrics.")
 else:
-    st.dataframe(table.style.format("{:.1f}", na_rep="—"), width="stretch")
+    st.dataframe(shown(table), width="stretch")
 
 external = external_results(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    st.dataframe(metrics_table(metrics).style.format("{:.1f}", na_rep="—"), width="stretch")
+    st.dataframe(shown(metrics_table(metrics)), width="stretch")
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

@@ -31,6 +31,12 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     return table.set_index("metric")
 
 
+def shown(table: pd.DataFrame):
+    """``table`` (from :func:`metrics_table`) for display: one decimal, "—" where a baseline
+    has no value (a styler, so the columns stay numeric)."""
+    return table.style.format("{:.1f}", na_rep="—")
+
+
 def external_results(model_name: str, path: Path = ACCURACY_RESULTS) -> dict[str, dict]:
     """Metrics of ``model_name`` on the real evaluation sets, as written by
     ``benchmarks/accuracy.py`` (empty when the benchmark has not been run)."""

@@ -3,6 +3,7 @@ test split) and model evaluation on them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from core.evalsets import (
     simulated_cif_folder,
 )
 from core.grid import DEFAULT_GRID
+from core.training import TrainingConfig, fixed_inputs
 from tests.conftest import RRUFF_DEV, needs_rruff
 
 SILICON_LINES = ((28.44, 1000.0), (47.30, 550.0), (56.12, 300.0))
@@ -161,10 +163,6 @@ def test_evaluate_model_on_dataset_split(classifier, small_dataset):
 
 
 def test_a_clean_set_is_rendered_without_perturbations(classifier, small_dataset):
-    from dataclasses import replace
-
-    from core.training import TrainingConfig, fixed_inputs
-
     labelled = dataset_test_set(small_dataset)
     clean = evaluate_model(classifier, replace(labelled, clean=True))
     meta = classifier.metadata

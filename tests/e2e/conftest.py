@@ -248,8 +248,8 @@ def start_training(page, name: str, epochs: int, steps: int, batch: int = 16,
 
     open_app_page(page, "/training", "Training")
     page.get_by_role("heading", name="New run").wait_for()
-    # The advanced settings first: opening them and committing the JSON area reruns the page,
-    # and a number typed into the main fields just before could be lost in that rerun.
+    # Each committed field reruns the page; the page keeps values typed during a rerun
+    # (tests/pages/test_training.py checks that), so the order here does not matter.
     page.get_by_text("Split and advanced settings").click()
     area = page.get_by_role("textbox", name="Builder hyperparameters (JSON)", exact=True)
     area.fill(json.dumps(hyperparameters or {"width": 8, "dense_units": 32}))

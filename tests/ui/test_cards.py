@@ -6,7 +6,7 @@ import numpy as np
 
 from core.evaluation import evaluate
 from core.registry import ModelMetadata
-from ui.cards import external_results, metrics_table, training_summary
+from ui.cards import external_results, metrics_table, shown, training_summary
 
 
 def test_metrics_table_puts_baselines_beside_the_model():
@@ -18,6 +18,14 @@ def test_metrics_table_puts_baselines_beside_the_model():
     assert table.loc["Space group top-1", "majority class"] == 60.0
     assert table.loc["Crystal system accuracy", "majority class"] == 60.0
     assert metrics_table({}).empty
+
+
+def test_shown_keeps_numbers_numeric_and_marks_missing_baselines():
+    rng = np.random.default_rng(0)
+    table = metrics_table(evaluate(rng.integers(1, 231, 50), rng.dirichlet(np.ones(230), 50)).to_dict())
+    html = shown(table).to_html()
+    assert table["model"].dtype.kind == "f" and "—" in html
+    assert f"{table.loc['Space group top-1', 'model']:.1f}" in html
 
 
 def test_external_results_reads_the_accuracy_benchmark(tmp_path):
