@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -53,7 +54,7 @@ def cmd_generate(args) -> int:
                                  space_groups_by_prior)
     from core.structures import RandomCrystalSpec, bundled_structures, read_cif_folder
 
-    command = "python -m core generate " + " ".join(sys.argv[2:])
+    command = "python -m core " + shlex.join(args.argv)
     parts = []
     if args.per_group or args.total:
         if args.per_group:
@@ -62,7 +63,7 @@ def cmd_generate(args) -> int:
             groups = space_groups_by_prior(args.total, seed=args.seed, minimum=args.minimum)
         if args.limit:
             groups = groups[:args.limit]
-        spec = RandomCrystalSpec(max_atoms=args.max_atoms)
+        spec = RandomCrystalSpec(max_atoms=args.max_atoms, sites=args.sites)
         bar = _progress_bar("crystals", len(groups))
         chunk = args.chunk or len(groups)
         for start in range(0, len(groups), chunk):
@@ -229,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--total", type=int, default=0, help="crystals drawn by the real-world group prior")
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
+    g.add_argument("--sites", default="few", choices=("few", "cod"),  # core.structures.SITE_PLANS
+                   help="independent sites per crystal: few (1-2 per species) or cod "
+                        "(drawn from COD's counts, larger cells; use with --max-atoms 160)")
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),
                    help="random crystals from pyxtal, or core.fast_crystals (15-25 times faster)")
     g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")
@@ -289,7 +293,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # recorded with what a command makes, to say how it was made
     from core.dataset import DatasetError
     from core.registry import ModelError
 

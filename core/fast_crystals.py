@@ -21,7 +21,7 @@ import numpy as np
 
 from core.grid import CU_KA
 from core.simulation import DEFAULT_TWO_THETA_RANGE, SYMPREC, PeakList
-from core.structures import RandomCrystalSpec, _pick
+from core.structures import RandomCrystalSpec, _pick, orbits_for, planned_sites
 from core.symmetry import crystal_system_of
 
 # Volume an anion takes in an inorganic crystal, Å³ (typical values per anion, cations
@@ -168,16 +168,16 @@ def _fits(matrix: np.ndarray, new: np.ndarray, radius: float, old: np.ndarray,
     return bool(np.all(distance >= limit[None, :]))
 
 
-def _orbit_plan(tables: _GroupTables, n_species: int, max_atoms: int,
+def _orbit_plan(tables: _GroupTables, n_species: int, spec: RandomCrystalSpec,
                 rng: np.random.Generator) -> list[list[int]] | None:
     """Wyckoff position indices per species (general positions preferred)."""
     general = tables.wyckoff[0].multiplicity
     used_fixed: set[int] = set()
-    budget, plan = max_atoms, []
+    budget, plan = spec.max_atoms, []
+    planned = planned_sites(n_species, spec, rng)
     for i in range(n_species):
-        n_orbits = int(rng.integers(1, 4 if i == n_species - 1 else 3))
         chosen: list[int] = []
-        for _ in range(n_orbits):
+        for _ in range(orbits_for(i, n_species, planned, rng)):
             options = [j for j, w in enumerate(tables.wyckoff)
                        if w.multiplicity <= budget - (n_species - i - 1)
                        and (w.free or j not in used_fixed)]
@@ -209,9 +209,14 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
         RuntimeError: no crystal fitted in ``attempts`` tries.
     """
     tables = _tables(int(space_group))
-    for _ in range(attempts):
-        n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
-        plan = _orbit_plan(tables, n_species, spec.max_atoms, rng)
+    plan = None
+    for attempt in range(attempts):
+        # "few" draws a new plan per attempt. "cod" keeps its plan and loosens the cell
+        # instead: random placement jams in large cells, and new draws would favour small ones.
+        keep = spec.sites == "cod" and plan is not None
+        if not keep:
+            n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
+            plan = _orbit_plan(tables, n_species, spec, rng)
         if plan is None:
             continue
         if n_species == 1:
@@ -223,6 +228,8 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
         facts = [_element_facts(s, role) for s, role in zip(species, roles)]
         n_atoms = [sum(tables.wyckoff[j].multiplicity for j in orbits) for orbits in plan]
         volume = sum(n * v for n, (v, _) in zip(n_atoms, facts)) * rng.uniform(0.95, 1.3)
+        if spec.sites == "cod":
+            volume *= 1 + 0.1 * attempt
         cell = _random_cell(tables.system, volume, rng)
         crystal = _place(tables, cell, plan, species, facts, rng, placements)
         if crystal is not None:

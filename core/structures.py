@@ -9,10 +9,12 @@ independent sites on general positions where the group allows it.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -130,12 +132,62 @@ class RandomCrystalSpec:
         anions: element -> weight for the anion (dropped when ``cations_only``).
         cations: element -> weight for the other species.
         volume_factor: pyxtal's packing factor (1.0 is about the sum of atomic volumes).
+        sites: how many symmetry-independent sites a crystal gets. ``"few"``: one or two per
+            species, up to three for the anion (median 4; how ``train_v3`` was made).
+            ``"cod"``: the total is drawn from the counts in COD structures (median 5, a long
+            tail of large cells; :func:`planned_sites`), as far as ``max_atoms`` allows.
     """
 
     max_atoms: int = 72
     anions: dict[str, float] = field(default_factory=lambda: dict(ANIONS))
     cations: dict[str, float] = field(default_factory=lambda: dict(CATIONS))
     volume_factor: float = 1.1
+    sites: str = "few"
+
+    def __post_init__(self):
+        if self.sites not in SITE_PLANS:
+            raise ValueError(f"sites must be one of {SITE_PLANS}, not {self.sites!r}")
+
+
+SITE_PLANS = ("few", "cod")
+# Drawn site counts stop here (a fifth of COD structures have more, often hydrates whose
+# many light atoms hardly change a powder pattern); their share goes to MAX_SITES.
+MAX_SITES = 24
+
+
+@lru_cache(maxsize=1)
+def site_count_probabilities() -> np.ndarray:
+    """P(n independent sites) for n = 1 ... :data:`MAX_SITES` (index n - 1): COD's counts
+    (``core/data/site_frequency.json``, numbers only), the tail folded into MAX_SITES."""
+    data = json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
+    counts = np.zeros(MAX_SITES)
+    for n, count in data["counts"].items():
+        counts[min(int(n), MAX_SITES) - 1] += count
+    return counts / counts.sum()
+
+
+def planned_sites(n_species: int, spec: RandomCrystalSpec,
+                  rng: np.random.Generator) -> list[int] | None:
+    """Independent sites per species for ``spec.sites == "cod"`` (None for ``"few"``, whose
+    counts are drawn species by species). Every species gets one site; the rest go at
+    random, the anion (listed last) weighted double as in real oxides and salts."""
+    if spec.sites == "few":
+        return None
+    total = max(n_species, int(rng.choice(MAX_SITES, p=site_count_probabilities())) + 1)
+    weights = np.ones(n_species)
+    if n_species > 1:
+        weights[-1] = 2.0
+    extra = rng.multinomial(total - n_species, weights / weights.sum())
+    return [1 + int(e) for e in extra]
+
+
+def orbits_for(i: int, n_species: int, planned: list[int] | None,
+               rng: np.random.Generator) -> int:
+    """Independent sites for species ``i``: planned, or one to two (three for the anion)."""
+    if planned is not None:
+        return planned[i]
+    # The anion (listed last) takes more sites, as in real compounds.
+    return int(rng.integers(1, 4 if i == n_species - 1 else 3))
 
 
 def _pick(rng: np.random.Generator, weights: dict[str, float], k: int, exclude=()) -> list[str]:
@@ -145,17 +197,17 @@ def _pick(rng: np.random.Generator, weights: dict[str, float], k: int, exclude=(
     return [str(e) for e in rng.choice(names, size=k, replace=False, p=p / p.sum())]
 
 
-def _site_counts(group, n_species: int, max_atoms: int, rng: np.random.Generator) -> list[int] | None:
+def _site_counts(group, n_species: int, spec: RandomCrystalSpec,
+                 rng: np.random.Generator) -> list[int] | None:
     """Atoms per species, each a sum of Wyckoff multiplicities, general positions preferred."""
     multiplicities = [w.multiplicity for w in group.Wyckoff_positions]
     general = multiplicities[0]
     counts = []
-    budget = max_atoms
+    budget = spec.max_atoms
+    planned = planned_sites(n_species, spec, rng)
     for i in range(n_species):
-        # The anion (listed last) takes more sites, as in real compounds.
-        n_orbits = int(rng.integers(1, 4 if i == n_species - 1 else 3))
         count = 0
-        for _ in range(n_orbits):
+        for _ in range(orbits_for(i, n_species, planned, rng)):
             options = [m for m in multiplicities if m <= budget - count - (n_species - i - 1)]
             if not options:
                 break
@@ -182,7 +234,7 @@ def random_crystal(space_group: int, rng: np.random.Generator,
     last_error = "no compatible composition"
     for _ in range(attempts):
         n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
-        counts = _site_counts(group, n_species, spec.max_atoms, rng)
+        counts = _site_counts(group, n_species, spec, rng)
         if counts is None or not group.check_compatible(counts)[0]:
             continue
         if n_species == 1:

@@ -132,6 +132,18 @@ def test_generate_with_the_fast_engine(capsys):
     assert (table["requested_sg"] == table["sg_number"]).all()
 
 
+def test_generate_with_cod_site_counts_makes_larger_cells(capsys):
+    common = ["--total", "30", "--minimum", "0", "--seed", "4", "--processes", "1",
+              "--engine", "fast", "--max-atoms", "160"]
+    assert main(["generate", "--name", "few", *common]) == 0
+    assert main(["generate", "--name", "cod", *common, "--sites", "cod"]) == 0
+    capsys.readouterr()
+    few, cod = store.load("few").table, store.load("cod").table
+    assert "--sites cod" in store.load("cod").meta["command"]
+    assert cod["n_sites"].mean() > few["n_sites"].mean()
+    assert (cod["requested_sg"] == cod["sg_number"]).all()
+
+
 def test_generate_nothing_to_do(capsys):
     assert main(["generate", "--name", "nothing"]) == 2
     assert "nothing to generate" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from core.fast_crystals import (
     simulate_crystal,
 )
 from core.generation import generate_synthetic
+from core.structures import RandomCrystalSpec
 from core.symmetry import crystal_system_of
 
 # One or more groups of every crystal system, centred lattices, glides and screws included.
@@ -143,3 +144,31 @@ def test_groups_whose_general_position_exceeds_the_atom_limit_still_come_out(num
             continue
     assert found and all(p.sg_number == number for p in found)
     assert max(p.n_sites for p in found) > 72
+
+
+def _independent_sites(crystal: RandomCrystal) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analyzer = SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=0.01)
+        return len(analyzer.get_symmetrized_structure().equivalent_indices)
+
+
+def test_cod_site_plan_gives_larger_cells_like_real_crystals():
+    """COD structures: median 5 independent sites, a quarter over 12. The "few" plan never
+    exceeds 9; the "cod" plan reaches COD's spread and still yields confirmed crystals."""
+    sites = {"few": [], "cod": []}
+    for plan in sites:
+        spec = RandomCrystalSpec(max_atoms=160, sites=plan)
+        rng = np.random.default_rng(11)
+        for number in [2, 14, 15, 62, 2, 14, 61, 12, 1, 19] * 4:
+            try:
+                crystal = random_crystal_fast(number, rng, spec)
+            except RuntimeError:
+                continue
+            if detected_space_group(crystal) == number:
+                assert len(crystal.species) <= 160
+                sites[plan].append(_independent_sites(crystal))
+    assert len(sites["cod"]) >= 25 and len(sites["few"]) >= 25
+    assert max(sites["few"]) <= 9
+    assert np.percentile(sites["cod"], 75) >= 8
+    assert np.median(sites["cod"]) >= np.median(sites["few"])

@@ -11,13 +11,16 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from core.structures import (
     ANIONS,
     CATIONS,
+    MAX_SITES,
     RandomCrystalSpec,
     StructureReadError,
     bundled_structures,
+    planned_sites,
     random_crystal,
     random_crystals,
     read_cif,
     read_cif_folder,
+    site_count_probabilities,
     space_groups_of_systems,
 )
 
@@ -163,3 +166,39 @@ def test_space_groups_of_systems():
     assert space_groups_of_systems(["cubic", "triclinic"]) == [1, 2, *range(195, 231)]
     assert len(space_groups_of_systems(["monoclinic", "orthorhombic"])) == 13 + 59
     assert space_groups_of_systems([]) == []
+
+
+def test_site_counts_follow_cod():
+    p = site_count_probabilities()
+    assert p.shape == (MAX_SITES,) and p.sum() == pytest.approx(1.0) and (p > 0).all()
+    # COD: binaries and ternaries with two or three sites are the most common ...
+    assert p.argmax() + 1 == 2
+    # ... and a fifth of the structures have more than MAX_SITES sites (folded into the last).
+    assert 0.1 < p[-1] < 0.3
+
+
+def test_planned_sites_give_every_species_a_site_and_the_anion_more():
+    rng = np.random.default_rng(0)
+    assert planned_sites(3, RandomCrystalSpec(), rng) is None  # "few" draws per species
+    plans = [planned_sites(3, RandomCrystalSpec(sites="cod"), rng) for _ in range(3000)]
+    assert all(len(plan) == 3 and min(plan) >= 1 and sum(plan) <= MAX_SITES for plan in plans)
+    totals = np.array([sum(plan) for plan in plans])
+    assert 3 <= np.median(totals) <= 6 and np.percentile(totals, 90) >= 15
+    per_species = np.mean(plans, axis=0)
+    assert per_species[2] > 1.5 * per_species[0]
+
+
+def test_unknown_site_plan_is_refused():
+    with pytest.raises(ValueError, match="sites"):
+        RandomCrystalSpec(sites="many")
+
+
+def test_pyxtal_crystals_with_cod_sites_are_larger():
+    spec = RandomCrystalSpec(max_atoms=48, sites="cod")
+    sizes = {"few": [], "cod": []}
+    for plan, spec_ in (("few", RandomCrystalSpec(max_atoms=48)), ("cod", spec)):
+        rng = np.random.default_rng(5)
+        for _ in range(12):
+            sizes[plan].append(len(random_crystal(2, rng, spec_)))
+    assert max(sizes["cod"]) <= 48
+    assert np.mean(sizes["cod"]) > np.mean(sizes["few"])
