@@ -150,7 +150,7 @@ class RandomCrystalSpec:
 
 
 SITE_PLANS = ("few", "cod")
-# Drawn site counts stop here (a fifth of COD structures have more, often hydrates whose
+# Drawn site counts stop here (15 % of COD structures have more, often hydrates whose
 # many light atoms hardly change a powder pattern); their share goes to MAX_SITES.
 MAX_SITES = 24
 

@@ -154,7 +154,7 @@ def _independent_sites(crystal: RandomCrystal) -> int:
 
 
 def test_cod_site_plan_gives_larger_cells_like_real_crystals():
-    """COD structures: median 5 independent sites, a quarter over 12. The "few" plan never
+    """COD structures: median 5 independent sites, 29 % over 12. The "few" plan never
     exceeds 9; the "cod" plan reaches COD's spread and still yields confirmed crystals."""
     sites = {"few": [], "cod": []}
     for plan in sites:

@@ -173,7 +173,7 @@ def test_site_counts_follow_cod():
     assert p.shape == (MAX_SITES,) and p.sum() == pytest.approx(1.0) and (p > 0).all()
     # COD: binaries and ternaries with two or three sites are the most common ...
     assert p.argmax() + 1 == 2
-    # ... and a fifth of the structures have more than MAX_SITES sites (folded into the last).
+    # ... and 15 % have more than MAX_SITES sites (folded into the last).
     assert 0.1 < p[-1] < 0.3
 
 
