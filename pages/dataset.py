@@ -274,6 +274,12 @@ def _synthetic_tab() -> None:
         help="Both place atoms on Wyckoff positions and label each crystal with spglib. The fast "
              "generator computes patterns itself (identical to pymatgen's XRDCalculator) and "
              "redraws a crystal found in another space group; pyxtal keeps it, relabelled.")
+    sites = st.radio(
+        "Sites per crystal", ["few", "cod"], horizontal=True, key="syn_sites",
+        format_func={"few": "Few (1–2 per species)", "cod": "Like COD (larger cells)"}.get,
+        help="How many symmetry-independent sites a crystal gets: one or two per species "
+             "(median 4), or drawn from the counts in real COD structures (median 5, a long "
+             "tail of large cells; raise 'Most atoms per cell' to about 160 to let them grow).")
     total = len(groups) * int(per_group)
     st.caption(f"{total:,} random crystals ({len(groups)} space groups × {per_group}), "
                "simulated with Cu Kα; species are drawn with their natural frequencies.")
@@ -282,12 +288,12 @@ def _synthetic_tab() -> None:
         if not groups or not cations or not anions:
             st.error("Choose at least one space group, one cation and one anion.")
             return
-        spec = RandomCrystalSpec(max_atoms=int(max_atoms),
+        spec = RandomCrystalSpec(max_atoms=int(max_atoms), sites=sites,
                                  cations={e: CATIONS[e] for e in cations},
                                  anions={e: ANIONS[e] for e in anions})
         request = [n for n in groups for _ in range(int(per_group))]
         command = (f"dataset page: synthetic ({engine}), {len(groups)} space groups x {per_group}, "
-                   f"seed {seed}, max atoms {max_atoms}, elements {' '.join(cations + anions)}")
+                   f"seed {seed}, max atoms {max_atoms}, sites {sites}, elements {' '.join(cations + anions)}")
         _launch("Synthetic generation", name, mode, lambda job, s: sources.synthesize_and_store(
             request, name, mode, seed=int(seed), spec=spec, command=command, job=job,
             engine=engine, **s))

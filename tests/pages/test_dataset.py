@@ -153,6 +153,24 @@ def test_build_small_synthetic_dataset():
     assert not at.radio(key="syn_target").disabled
 
 
+def test_synthetic_crystals_can_take_cod_site_counts():
+    at = _app()
+    at.radio(key="syn_mode").set_value("List")
+    at.run()
+    at.text_input(key="syn_list").set_value("14")
+    at.number_input(key="syn_per_group").set_value(8)
+    at.number_input(key="syn_max_atoms").set_value(160)
+    at.radio(key="syn_sites").set_value("cod")
+    at.text_input(key="syn_name").set_value("page_cod_sites")
+    _build(at, "syn_go")
+    _ok(at)
+    dataset = store.load("page_cod_sites")
+    assert "sites cod" in dataset.meta["command"]
+    assert len(dataset.table) >= 6
+    # The "few" plan gives at most 9 sites: 36 atoms in P2_1/c (general position 4).
+    assert dataset.table["n_sites"].max() > 36
+
+
 def test_synthetic_name_clash_and_bad_input():
     store.create("taken", store.load("default").table.head(3), command="test")
     at = _app()
