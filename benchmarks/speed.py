@@ -146,7 +146,7 @@ def rate(key: str, group: str, label: str, count: int, unit: str, seconds: list[
 def bench_simulation(sizes: Sizes) -> list[Measurement]:
     from core.generation import generate_synthetic, space_groups_by_prior
     from core.simulation import simulate_many
-    from core.structures import bundled_structures
+    from core.structures import RandomCrystalSpec, bundled_structures
 
     bundled = bundled_structures().structures
     structures = (bundled * (sizes.structures // len(bundled) + 1))[:sizes.structures]
@@ -182,6 +182,20 @@ def bench_simulation(sizes: Sizes) -> list[Measurement]:
                             + ("es" if processes > 1 else ""), len(many), "crystals/s", times,
                             f"{len(many)} crystals; {len(reports[-1].failures)} failed "
                             "(found in another group after 4 draws, or did not fit)"))
+    # Larger cells, as for train_v4: sites drawn from COD's counts, up to 160 atoms.
+    cod_sites = RandomCrystalSpec(max_atoms=160, sites="cod")
+    reports = []
+    _, times = median_seconds(
+        lambda: reports.append(generate_synthetic(many, seed=0, processes=2, engine="fast",
+                                                  spec=cod_sites)),
+        sizes.repeats, warmup=lambda: generate_synthetic(many[:4], seed=1, processes=1,
+                                                         engine="fast", spec=cod_sites))
+    atoms = reports[-1].rows["n_sites"].median() if len(reports[-1].rows) else 0
+    results.append(rate("generate_fast_cod_sites_2p", "simulation",
+                        "Random crystals, fast engine, COD-like sites (max 160 atoms), 2 processes",
+                        len(many), "crystals/s", times,
+                        f"{len(many)} crystals; {len(reports[-1].failures)} failed; "
+                        f"median {atoms:.0f} atoms per cell"))
     return results
 
 

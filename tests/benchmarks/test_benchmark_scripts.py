@@ -21,7 +21,7 @@ from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
 BENCHMARKS = PROJECT / "benchmarks"
 SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
 SPEED_KEYS = {"simulate_bundled_1p", "simulate_bundled_2p", "generate_synthetic_1p",
-              "generate_synthetic_2p", "generate_fast_1p", "generate_fast_2p", "render_profiles", "augmented_profiles",
+              "generate_synthetic_2p", "generate_fast_1p", "generate_fast_2p", "generate_fast_cod_sites_2p", "render_profiles", "augmented_profiles",
               "classify_latency", "classify_throughput", "upload_100_files", "dataset_page"}
 METRIC_KEYS = {"n", "top1", "top5", "balanced_accuracy", "macro_f1", "system_accuracy",
                "system_balanced_accuracy", "majority_top1", "majority_top5", "frequency_top1",
