@@ -230,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--total", type=int, default=0, help="crystals drawn by the real-world group prior")
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
-    g.add_argument("--sites", default="few", choices=("few", "cod"),  # core.structures.SITE_PLANS
+    g.add_argument("--sites", default="few",
                    help="independent sites per crystal: few (1-2 per species) or cod "
                         "(drawn from COD's counts, larger cells; use with --max-atoms 160)")
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),

@@ -36,6 +36,9 @@ CATIONS: dict[str, float] = {
 }
 
 
+# How a random crystal's independent sites are counted (RandomCrystalSpec.sites).
+SITE_PLANS = ("few", "cod")
+
 MIN_CELL_VOLUME = 1.0  # Å³; the smallest real cells hold about 5 Å³
 
 
@@ -149,7 +152,6 @@ class RandomCrystalSpec:
             raise ValueError(f"sites must be one of {SITE_PLANS}, not {self.sites!r}")
 
 
-SITE_PLANS = ("few", "cod")
 # Drawn site counts stop here (15 % of COD structures have more, often hydrates whose
 # many light atoms hardly change a powder pattern); their share goes to MAX_SITES.
 MAX_SITES = 24

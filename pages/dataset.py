@@ -15,7 +15,8 @@ from core import dataset as store
 from core import sources
 from core.grid import DEFAULT_GRID
 from core.rendering import DEFAULT_PADDED_LENGTH, render
-from core.structures import ANIONS, CATIONS, RandomCrystalSpec, space_groups_of_systems
+from core.structures import (ANIONS, CATIONS, SITE_PLANS, RandomCrystalSpec,
+                             space_groups_of_systems)
 from core.symmetry import CRYSTAL_SYSTEMS
 from ui import figures_dataset as fig
 from ui.state import load_dataset
@@ -275,7 +276,7 @@ def _synthetic_tab() -> None:
              "generator computes patterns itself (identical to pymatgen's XRDCalculator) and "
              "redraws a crystal found in another space group; pyxtal keeps it, relabelled.")
     sites = st.radio(
-        "Sites per crystal", ["few", "cod"], horizontal=True, key="syn_sites",
+        "Sites per crystal", SITE_PLANS, horizontal=True, key="syn_sites",
         format_func={"few": "Few (1–2 per species)", "cod": "Like COD (larger cells)"}.get,
         help="How many symmetry-independent sites a crystal gets: one or two per species "
              "(median 4), or drawn from the counts in real COD structures (median 5, a long "

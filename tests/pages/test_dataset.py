@@ -130,16 +130,25 @@ def test_bundled_dataset_is_protected():
         at.radio(key="syn_target").disabled
 
 
-def test_build_small_synthetic_dataset():
+def _build_synthetic(groups: str, per_group: int, max_atoms: int, name: str,
+                     sites: str | None = None):
+    """The page after generating random crystals of the listed ``groups`` into ``name``."""
     at = _app()
     at.radio(key="syn_mode").set_value("List")
     at.run()
-    at.text_input(key="syn_list").set_value("225, 221")
-    at.number_input(key="syn_per_group").set_value(1)
-    at.number_input(key="syn_max_atoms").set_value(16)
-    at.text_input(key="syn_name").set_value("page_synthetic")
+    at.text_input(key="syn_list").set_value(groups)
+    at.number_input(key="syn_per_group").set_value(per_group)
+    at.number_input(key="syn_max_atoms").set_value(max_atoms)
+    if sites:
+        at.radio(key="syn_sites").set_value(sites)
+    at.text_input(key="syn_name").set_value(name)
     _build(at, "syn_go")
     _ok(at)
+    return at
+
+
+def test_build_small_synthetic_dataset():
+    at = _build_synthetic("225, 221", per_group=1, max_atoms=16, name="page_synthetic")
     result, error = _result(at)
     assert error is None and result.saved
     assert "page_synthetic" in store.list_datasets()
@@ -154,16 +163,7 @@ def test_build_small_synthetic_dataset():
 
 
 def test_synthetic_crystals_can_take_cod_site_counts():
-    at = _app()
-    at.radio(key="syn_mode").set_value("List")
-    at.run()
-    at.text_input(key="syn_list").set_value("14")
-    at.number_input(key="syn_per_group").set_value(8)
-    at.number_input(key="syn_max_atoms").set_value(160)
-    at.radio(key="syn_sites").set_value("cod")
-    at.text_input(key="syn_name").set_value("page_cod_sites")
-    _build(at, "syn_go")
-    _ok(at)
+    _build_synthetic("14", per_group=8, max_atoms=160, name="page_cod_sites", sites="cod")
     dataset = store.load("page_cod_sites")
     assert "sites cod" in dataset.meta["command"]
     assert len(dataset.table) >= 6
