@@ -120,7 +120,7 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
     from core.dataset import split
     from core.evalsets import LabelledSet
 
-    trained = (metadata.dataset or {}).get("name") == dataset.name
+    trained = metadata.trained_on(dataset.name)
     settings = metadata.hyperparameters or {}
     started = time.perf_counter()
     rows = split(dataset, settings.get("validation", 0.1) if trained else 0.1,

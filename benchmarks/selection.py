@@ -45,7 +45,7 @@ def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
     """
     from core.evalsets import LabelledSet
 
-    trained = [c.metadata for c in classifiers if (c.metadata.dataset or {}).get("name") == dataset.name]
+    trained = [c.metadata for c in classifiers if c.metadata.trained_on(dataset.name)]
     if not trained:
         rows = np.arange(len(dataset))
         labelled = LabelledSet(name=f"{dataset.name} (all)", labels=dataset.labels, dataset=dataset,

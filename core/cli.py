@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
     from core.grid import TwoThetaGrid
     from core.training import TrainingConfig, train
 
-    dataset = store.load(args.dataset)
+    dataset = store.combine([store.load(name) for name in args.dataset])
     config = TrainingConfig(
         name=args.name, kind=args.model, input_type=args.input,
         grid=TwoThetaGrid(args.two_theta_min, args.two_theta_max, args.step),
@@ -248,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and save it under models/")
     t.add_argument("--name", required=True)
-    t.add_argument("--dataset", default="default")
+    t.add_argument("--dataset", nargs="+", default=["default"], metavar="NAME",
+                   help="one or more datasets; each keeps its own validation/test split")
     t.add_argument("--model", default="resnet1d", choices=("baseline_ann", "optimised_ann", "report_cnn", "resnet1d"))
     t.add_argument("--input", default="grid", choices=("grid", "padded"))
     t.add_argument("--epochs", type=int, default=20)

@@ -224,6 +224,29 @@ class Split:
     test: np.ndarray
 
 
+def combine(datasets: Sequence[Dataset]) -> Dataset:
+    """Several datasets as one, for training on all of them.
+
+    The result remembers its parts (``meta["parts"]``: name and row count of each, in order),
+    and :func:`split` cuts every part on its own, exactly as it would cut that dataset alone,
+    so crystals held out of one dataset stay held out when it is combined with others.
+
+    Raises:
+        DatasetError: no datasets, or a name given twice.
+    """
+    if not datasets:
+        raise DatasetError("no datasets to combine")
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"a dataset is named twice: {', '.join(names)}")
+    if len(datasets) == 1:
+        return datasets[0]
+    table = pd.concat([d.table for d in datasets], ignore_index=True, join="inner")
+    meta = dict(datasets[0].meta, parts=[[d.name, len(d)] for d in datasets],
+                command=" ; ".join(str(d.meta.get("command", "")) for d in datasets))
+    return Dataset(name="+".join(names), table=table, meta=meta)
+
+
 def split(dataset: Dataset, validation: float = 0.1, test: float = 0.1, seed: int = 0,
           group_by_formula: bool = False) -> Split:
     """Stratified train/validation/test split.
@@ -233,7 +256,18 @@ def split(dataset: Dataset, validation: float = 0.1, test: float = 0.1, seed: in
         seed: the same seed gives the same split.
         group_by_formula: keep every pattern of one composition on one side only (no formula
             seen in training appears in validation or test), stratified as far as groups allow.
+
+    A dataset made by :func:`combine` is split part by part, each as if it were alone.
     """
+    parts = dataset.meta.get("parts")
+    if parts:
+        pieces, start = [], 0
+        for name, rows in parts:
+            part = Dataset(name, dataset.table.iloc[start:start + rows].reset_index(drop=True), {})
+            pieces.append((start, split(part, validation, test, seed, group_by_formula)))
+            start += rows
+        return Split(**{k: np.concatenate([getattr(s, k) + offset for offset, s in pieces])
+                        for k in ("train", "validation", "test")})
     from sklearn.model_selection import StratifiedGroupKFold
 
     labels = dataset.labels

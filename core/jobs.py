@@ -18,7 +18,7 @@ import functools
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -72,7 +72,9 @@ class Job:
 
     Attributes:
         name: the run's name (also its model folder).
-        dataset_name: the dataset it trains on (loaded inside the job's thread).
+        dataset_name: the dataset it trains on (loaded inside the job's thread); several
+            datasets show as ``a+b`` (see :func:`core.dataset.combine`).
+        dataset_names: the datasets themselves, in order.
         config: the training settings.
         status: ``queued``, ``running``, ``done``, ``stopped`` or ``failed``.
         error: ``"ExceptionType: message"`` when the job failed.
@@ -87,6 +89,7 @@ class Job:
     name: str
     dataset_name: str
     config: TrainingConfig
+    dataset_names: tuple[str, ...] = ()
     status: str = QUEUED
     error: str = ""
     details: str = ""
@@ -189,8 +192,9 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, dataset_name: str, config: TrainingConfig) -> Job:
-        """Start training ``config`` on dataset ``dataset_name`` in a daemon thread.
+    def start(self, dataset_name: str | Sequence[str], config: TrainingConfig) -> Job:
+        """Start training ``config`` on dataset ``dataset_name`` (or on several datasets
+        together, each keeping its own split) in a daemon thread.
 
         Raises:
             JobBusyError: ``max_concurrent`` jobs are already running.
@@ -198,6 +202,11 @@ class JobRegistry:
                 job already uses it.
         """
         registry.check_name(config.name)
+        names = (dataset_name,) if isinstance(dataset_name, str) else tuple(dataset_name)
+        if not names:
+            raise ValueError("choose a dataset to train on")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a dataset is chosen twice: {', '.join(names)}")
         with self._lock:
             running = [job for job in self._jobs.values() if job.active]
             if len(running) >= self.max_concurrent:
@@ -210,7 +219,8 @@ class JobRegistry:
             if taken or registry.model_path(config.name).exists():
                 raise registry.ModelError(
                     f"a run named {config.name!r} already exists; choose another name")
-            job = Job(name=config.name, dataset_name=dataset_name, config=config)
+            job = Job(name=config.name, dataset_name="+".join(names), config=config,
+                      dataset_names=names)
             job.thread = threading.Thread(target=self._run, args=(job,), daemon=True,
                                           name=f"train-{config.name}")
             self._jobs[job.name] = job
@@ -229,7 +239,7 @@ class JobRegistry:
     def _run(self, job: Job) -> None:
         job.status, job.started = RUNNING, time.time()
         try:
-            dataset = self._load(job.dataset_name)
+            dataset = self._load(job.dataset_names or (job.dataset_name,))
             result = train(dataset, job.config, progress=job.record, stop=job.stop_event)
             job.metadata, job.evaluation, job.history = (result.metadata, result.evaluation,
                                                          result.history)
@@ -243,12 +253,11 @@ class JobRegistry:
             with _training_lock:
                 _training_threads.pop(threading.current_thread(), None)
 
-    def _load(self, name: str):
-        if self._loader is not None:
-            return self._loader(name)
+    def _load(self, names: Sequence[str]):
         from core import dataset as store
 
-        return store.load(name)
+        load = self._loader or store.load
+        return store.combine([load(name) for name in names])
 
     def current(self) -> Job | None:
         """The running (or queued) job, newest first; None when idle."""

@@ -57,7 +57,8 @@ class ModelMetadata:
         wavelength: Å; measured patterns are converted to it.
         preprocessing: default preprocessing for measured patterns.
         classes: space-group numbers of the output units, in order.
-        dataset: name, size and split of the training data.
+        dataset: name, size and split of the training data (``parts``: the names of
+            the datasets it combines, when it was trained on several).
         hyperparameters: builder and training settings.
         augmentation: the augmentation ranges used in training.
         metrics: headline test metrics (see :class:`core.evaluation.Metrics`).
@@ -96,6 +97,11 @@ class ModelMetadata:
     @property
     def input_length(self) -> int:
         return self.two_theta_grid.size if self.input_type == "grid" else 2 * self.padded_length
+
+    def trained_on(self, dataset_name: str) -> bool:
+        """Whether ``dataset_name`` was (one of) the training dataset(s); its test split is then
+        the one recorded in :attr:`dataset`."""
+        return dataset_name in (self.dataset.get("parts") or [self.dataset.get("name")])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -368,7 +368,9 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
         grid=config.grid.to_dict(), padded_length=config.padded_length,
         dataset={"name": dataset.name, "patterns": len(dataset), "train": len(parts.train),
                  "validation": len(parts.validation), "test": len(parts.test),
-                 "split_seed": config.split_seed, "group_by_formula": config.group_by_formula},
+                 "split_seed": config.split_seed, "group_by_formula": config.group_by_formula,
+                 **({"parts": [name for name, _ in dataset.meta["parts"]]}
+                    if dataset.meta.get("parts") else {})},
         hyperparameters=config.to_dict(), augmentation=config.augmentation.to_dict(),
         metrics=evaluation.get("metrics", {}),
         status="stopped" if reporter.stopped else "done",

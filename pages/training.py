@@ -35,7 +35,7 @@ DEFAULTS = {"train_dataset": "default", "train_input_type": "grid", "train_kind"
             "train_validation": 0.1, "train_test": 0.1, "train_split_seed": 0,
             "train_group": False, "train_seed": 0, "train_patience": 8,
             "train_padded_length": DEFAULT_PADDED_LENGTH, "train_hp": "{}",
-            "train_schedule": "plateau", "train_init": ""}
+            "train_schedule": "plateau", "train_init": "", "train_more": []}
 # A run that finishes in a couple of minutes on two CPU cores.
 QUICK_DEMO = dict(DEFAULTS, train_epochs=4, train_steps=25, train_batch=64)
 INPUT_TYPES = {"grid": "Profile on a fixed 2θ grid (recommended)",
@@ -103,7 +103,8 @@ def _start() -> None:
     """Train button callback: start the job, or say why not."""
     try:
         config = _build_config()
-        job_registry().start(st.session_state["train_dataset"], config)
+        state = st.session_state
+        job_registry().start([state["train_dataset"], *state.get("train_more", [])], config)
     except JobBusyError as exc:
         st.session_state["train_feedback"] = ("warning", str(exc))
     except (ValueError, registry.ModelError) as exc:
@@ -231,6 +232,11 @@ def _settings() -> None:
         st.session_state["train_dataset"] = datasets[0] if datasets else None
     data, model = st.columns(2)
     data.selectbox("Dataset", datasets, key="train_dataset")
+    others = [name for name in datasets if name != st.session_state["train_dataset"]]
+    st.session_state["train_more"] = [n for n in st.session_state.get("train_more", []) if n in others]
+    data.multiselect("Also train on", others, key="train_more",
+                     help="Train on these datasets too. Each keeps its own validation and test "
+                          "split, so patterns held out of a dataset stay held out.")
     data.radio("Input representation", list(INPUT_TYPES), format_func=INPUT_TYPES.get,
                key="train_input_type")
     if st.session_state["train_input_type"] == "padded":

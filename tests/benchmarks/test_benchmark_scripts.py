@@ -175,3 +175,19 @@ def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_
     data = json.loads((tmp_path / "selection.json").read_text())
     assert {e["set"] for e in data["results"]} == {f"small (all {len(small_dataset)})"}
     assert all(e["metrics"]["n"] == len(small_dataset) for e in data["results"])
+
+
+def test_selection_holds_out_each_part_of_a_model_trained_on_several_datasets(small_dataset, tmp_path):
+    from core import dataset as store
+    from core.training import TrainingConfig, train
+
+    other = store.create("selection_other", small_dataset.table.tail(100), command="test")
+    both = store.combine([small_dataset, other])
+    train(both, TrainingConfig(name="two_sets", kind="baseline_ann", epochs=1, steps_per_epoch=1,
+                               batch_size=8, hyperparameters={"units": 8}, validation=0.1, test=0.2))
+    _run(str(BENCHMARKS / "selection.py"), "--models", "two_sets", "--datasets", "small",
+         "selection_other", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "selection.json").read_text())
+    sizes = {e["set"]: e["metrics"]["n"] for e in data["results"] if e["model"] == "two_sets"}
+    assert sizes == {f"{d.name} test split": len(store.split(d, 0.1, 0.2).test)
+                     for d in (small_dataset, other)}

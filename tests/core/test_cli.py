@@ -178,6 +178,24 @@ def test_train_tiny(small_dataset, capsys):
     assert continued.hyperparameters["hyperparameters"] == {"units": 16}
 
 
+def test_train_on_two_datasets(small_dataset, capsys):
+    other = store.create("small_other", small_dataset.table.iloc[::-1].head(120), command="test")
+    assert main(["train", "--name", "cli_two_sets", "--dataset", "small", "small_other",
+                 "--model", "baseline_ann", "--hyperparameters", '{"units": 8}', "--epochs", "1",
+                 "--steps", "1", "--batch-size", "8", "--validation", "0.1", "--test", "0.2"]) == 0
+    capsys.readouterr()
+    meta = registry.read_metadata(registry.model_path("cli_two_sets"))
+    assert meta.dataset["name"] == "small+small_other"
+    assert meta.dataset["parts"] == ["small", "small_other"]
+    assert meta.dataset["patterns"] == len(small_dataset) + len(other)
+    held_out = [len(store.split(d, 0.1, 0.2).test) for d in (small_dataset, other)]
+    assert meta.dataset["test"] == sum(held_out)
+    assert meta.trained_on("small") and meta.trained_on("small_other")
+    assert not meta.trained_on("small+small_other") and not meta.trained_on("default")
+    assert main(["train", "--name", "cli_twice", "--dataset", "small", "small"]) == 2
+    assert "named twice" in capsys.readouterr().err
+
+
 def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
     assert main(["train", "--name", "cli_missing_data", "--dataset", "no_such_dataset"]) == 2
     assert "no_such_dataset" in capsys.readouterr().err

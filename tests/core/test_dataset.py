@@ -252,3 +252,29 @@ def test_small_dataset_fixture_split(small_dataset):
     parts = store.split(small_dataset)
     check_partition(parts, len(small_dataset))
     assert len(parts.train) > len(parts.test)
+
+
+def test_combine_splits_each_part_as_if_alone(rows):
+    first = Dataset("first", synthetic_table(rows, {2: 60, 14: 40}), {"command": "one"})
+    second = Dataset("second", synthetic_table(rows, {14: 30, 62: 50}), {"command": "two"})
+    both = store.combine([first, second])
+    assert both.name == "first+second" and len(both) == 180
+    assert both.meta["parts"] == [["first", 100], ["second", 80]]
+    parts = store.split(both, validation=0.1, test=0.2, seed=3)
+    check_partition(parts, 180)
+    alone = [store.split(d, validation=0.1, test=0.2, seed=3) for d in (first, second)]
+    for key in ("train", "validation", "test"):
+        expected = np.concatenate([getattr(alone[0], key), getattr(alone[1], key) + 100])
+        np.testing.assert_array_equal(getattr(parts, key), expected)
+    # Not what a split of the pooled rows would give: the parts' held-out rows stay held out.
+    pooled = store.split(Dataset("pooled", both.table, {}), validation=0.1, test=0.2, seed=3)
+    assert not np.array_equal(pooled.test, parts.test)
+
+
+def test_combine_refuses_nothing_and_repeats(rows):
+    one = Dataset("one", synthetic_table(rows, {2: 5}), {})
+    assert store.combine([one]) is one
+    with pytest.raises(DatasetError, match="no datasets"):
+        store.combine([])
+    with pytest.raises(DatasetError, match="named twice"):
+        store.combine([one, one])

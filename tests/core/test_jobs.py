@@ -61,6 +61,22 @@ def test_job_runs_to_completion_and_is_saved(small_dataset):
     assert (registry.model_path("jobs-done") / registry.MODEL_FILE).exists()
 
 
+def test_a_job_trains_on_several_datasets(small_dataset):
+    from core import dataset as store
+
+    store.create("jobs_other", small_dataset.table.head(90), command="test")
+    jobs = JobRegistry()
+    with pytest.raises(ValueError, match="chosen twice"):
+        jobs.start(["small", "small"], tiny_config("jobs-twice"))
+    with pytest.raises(ValueError, match="choose a dataset"):
+        jobs.start([], tiny_config("jobs-none"))
+    job = jobs.start(["small", "jobs_other"], tiny_config("jobs-two-sets"))
+    assert job.dataset_name == "small+jobs_other"
+    assert job.wait(WAIT) and job.status == "done", job.error
+    assert job.metadata.dataset["parts"] == ["small", "jobs_other"]
+    assert job.metadata.dataset["patterns"] == len(small_dataset) + 90
+
+
 def test_events_grow_and_stop_keeps_best_weights(small_dataset):
     jobs = JobRegistry()
     job = jobs.start("small", tiny_config("jobs-stop", epochs=200))

@@ -266,3 +266,19 @@ def test_a_run_can_start_from_a_saved_model_of_the_same_kind(small_dataset):
     meta = saved("page-continued")
     assert meta.hyperparameters["initial_model"] == "page-base"
     assert meta.hyperparameters["hyperparameters"] == {"width": 8, "dense_units": 32}
+
+
+def test_a_run_can_train_on_two_datasets(small_dataset):
+    from core import dataset as store
+
+    store.create("page_other", small_dataset.table.head(80), command="test")
+    at = configure(open_page(), "page-two-sets")
+    assert "small" not in at.multiselect(key="train_more").options
+    at.multiselect(key="train_more").select("page_other").run()
+    at.button(key="train_start").click().run()
+    assert poll(at, lambda a: has(a.success, "Run 'page-two-sets' finished")), "run did not finish"
+    meta = saved("page-two-sets")
+    assert meta.dataset["parts"] == ["small", "page_other"]
+    # Choosing the other dataset as the main one drops it from "also train on".
+    at.selectbox(key="train_dataset").select("page_other").run()
+    assert not at.exception and at.multiselect(key="train_more").value == []
