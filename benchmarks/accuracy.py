@@ -117,16 +117,11 @@ def shared_sets(quick: bool, scratch: Path) -> tuple[list[EvaluationSet], list[d
 def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
     """The dataset's test split as the model's own training run drew it (same fractions,
     seed and grouping) when the model was trained on this dataset; the default split otherwise."""
-    from core.dataset import split
-    from core.evalsets import LabelledSet
+    from core.evalsets import LabelledSet, model_test_rows
 
     trained = metadata.trained_on(dataset.name)
-    settings = metadata.hyperparameters or {}
     started = time.perf_counter()
-    rows = split(dataset, settings.get("validation", 0.1) if trained else 0.1,
-                 settings.get("test", 0.1) if trained else 0.1,
-                 settings.get("split_seed", 0) if trained else 0,
-                 bool(settings.get("group_by_formula", False)) if trained else False).test
+    rows = model_test_rows(dataset, metadata)
     label = f"{dataset.name} test split"
     if quick:
         rows = rows[:QUICK_TEST_ROWS]

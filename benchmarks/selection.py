@@ -37,25 +37,28 @@ JSON_FILE = "selection.json"
 
 
 def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
-    """The rows of ``dataset`` that none of ``classifiers`` trained on: the test split of the
-    first model that trained on it (every model scores the same rows), else all of it.
+    """The rows of ``dataset`` that none of ``classifiers`` trained on: the rows in the test
+    split of every model that trained on it (every model scores the same rows), else all of it.
 
     Raises:
-        ValueError: two models trained on ``dataset`` with different splits.
+        ValueError: the models that trained on ``dataset`` share no held-out rows.
     """
-    from core.evalsets import LabelledSet
+    from core.evalsets import LabelledSet, held_out_test_set
 
-    trained = [c.metadata for c in classifiers if c.metadata.trained_on(dataset.name)]
+    metadata = [c.metadata for c in classifiers]
+    trained = [m for m in metadata if m.trained_on(dataset.name)]
     if not trained:
         rows = np.arange(len(dataset))
         labelled = LabelledSet(name=f"{dataset.name} (all)", labels=dataset.labels, dataset=dataset,
                                rows=rows)
         return accuracy.EvaluationSet(f"{dataset.name} (all {len(rows)})", labelled, 0.0)
-    splits = [accuracy.test_split_set(dataset, m, quick=False) for m in trained]
-    if any(not np.array_equal(s.labelled.rows, splits[0].labelled.rows) for s in splits[1:]):
+    started = time.perf_counter()
+    labelled = held_out_test_set(dataset, metadata)
+    if len(labelled) == 0:
         raise ValueError(f"models {', '.join(m.name for m in trained)} trained on "
                          f"{dataset.name!r} with different splits: no common held-out rows")
-    return splits[0]
+    label = f"{dataset.name} test split"
+    return accuracy.EvaluationSet(label, replace(labelled, name=label), time.perf_counter() - started)
 
 
 def clean_version(evaluation_set: accuracy.EvaluationSet) -> accuracy.EvaluationSet:

@@ -10,8 +10,9 @@ Three kinds of set:
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from core.classify import Classifier
 from core.dataset import Dataset, split
 from core.evaluation import Metrics, evaluate
 from core.readers import MeasuredPattern, PatternReadError, read_dif, read_pattern
+from core.registry import ModelMetadata
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -136,6 +138,32 @@ def dataset_test_set(dataset: Dataset, validation: float = 0.1, test: float = 0.
     """The test split of a dataset (the same split training uses with these fractions)."""
     rows = split(dataset, validation, test, seed).test
     return LabelledSet(name=f"{dataset.name} test split", labels=dataset.labels[rows],
+                       dataset=dataset, rows=rows)
+
+
+def model_test_rows(dataset: Dataset, metadata: ModelMetadata) -> np.ndarray:
+    """The rows of ``dataset`` that the model's training run held out for its final test
+    (its own fractions, seed and grouping); the default 10 % split if it never trained on it."""
+    if not metadata.trained_on(dataset.name):
+        return split(dataset).test
+    settings = metadata.hyperparameters or {}
+    return split(dataset, settings.get("validation", 0.1), settings.get("test", 0.1),
+                 settings.get("split_seed", 0), bool(settings.get("group_by_formula", False))).test
+
+
+def held_out_test_set(dataset: Dataset, models: Sequence[ModelMetadata]) -> LabelledSet:
+    """Test rows of ``dataset`` that none of ``models`` trained on, so that they can be
+    compared fairly: the rows in the test split of every model that trained on the dataset
+    (each drawn as its run drew it), or the default test split when none did.
+
+    The result may be empty when the models trained on the dataset with different splits.
+    """
+    trained = [m for m in models if m.trained_on(dataset.name)]
+    rows = split(dataset).test
+    if trained:
+        rows = functools.reduce(np.intersect1d, [model_test_rows(dataset, m) for m in trained])
+    shared = "" if len(trained) < 2 else f", held out by all of {', '.join(m.name for m in trained)}"
+    return LabelledSet(name=f"{dataset.name} test split{shared}", labels=dataset.labels[rows],
                        dataset=dataset, rows=rows)
 
 

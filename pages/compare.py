@@ -57,21 +57,28 @@ def _fail(message: str):
     st.stop()
 
 
-def _test_split_set() -> tuple[tuple, evalsets.LabelledSet]:
+def _test_split_set(models: list[registry.ModelMetadata]) -> tuple[tuple, evalsets.LabelledSet]:
+    """The dataset's test rows that none of ``models`` trained on."""
     names = store.list_datasets()
     if not names:
         _fail("No dataset is available; build one on the Datasets page.")
     name = st.selectbox("Dataset", names, key="compare_dataset")
-    key = ("test split", name, _mtime(store.dataset_path(name)))
+    trained = tuple(m.name for m in models if m.trained_on(name))
+    key = ("test split", name, _mtime(store.dataset_path(name)), trained)
     sets = _cache()["sets"]
     if key not in sets:
         try:
-            labelled = evalsets.dataset_test_set(state.load_dataset(name))
+            labelled = evalsets.held_out_test_set(state.load_dataset(name), models)
         except (store.DatasetError, ValueError, OSError) as exc:
             _fail(f"Dataset {name!r} cannot be split for testing: {exc}")
         if len(labelled) == 0:
-            _fail(f"Dataset {name!r} is too small to have a test split.")
+            _fail(f"Dataset {name!r} has no test patterns that all the chosen models held out"
+                  + (f" ({', '.join(trained)} trained on it with different splits)."
+                     if len(trained) > 1 else "; it is too small to have a test split."))
         _remember(sets, key, labelled, MAX_SETS)
+    if trained:
+        st.caption(f"Patterns of {name!r} held out of training by {', '.join(trained)}: each "
+                   "run's own test split" + (", rows common to all of them." if len(trained) > 1 else "."))
     return key, sets[key]
 
 
@@ -161,7 +168,8 @@ st.title("Compare models")
 st.caption("Evaluate saved models on the same labelled patterns and compare them with each "
            "other and with naive baselines.")
 
-names = [meta.name for meta in state.usable_models()]
+usable = {meta.name: meta for meta in state.usable_models()}
+names = list(usable)
 if not names:
     _fail("No usable model found: the bundled model is missing and no training run finished.")
 chosen = st.multiselect("Models", names, default=names[:2], key="compare_models",
@@ -176,7 +184,7 @@ options = [TEST_SPLIT, UPLOAD] + [kind for kind, folder in ((RRUFF, "rruff_dev")
                                   if (SHARED / folder).is_dir()]
 kind = st.radio("Evaluation set", options, key="compare_set", horizontal=True)
 if kind == TEST_SPLIT:
-    set_key, labelled = _test_split_set()
+    set_key, labelled = _test_split_set([usable[name] for name in chosen])
 elif kind == UPLOAD:
     set_key, labelled = _uploaded_set()
 else:

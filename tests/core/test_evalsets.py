@@ -147,6 +147,41 @@ def test_dataset_test_set_is_the_split(small_dataset):
     np.testing.assert_array_equal(other.rows, store.split(small_dataset, 0.1, 0.3, 1).test)
 
 
+def test_held_out_rows_follow_each_models_own_split(small_dataset):
+    from core.evalsets import held_out_test_set, model_test_rows
+    from core.registry import ModelMetadata
+
+    def trained(name, dataset_name, **split_settings):
+        return ModelMetadata(name=name, kind="resnet1d", dataset={"name": dataset_name},
+                             hyperparameters=split_settings)
+
+    first = trained("first", "small", validation=0.05, test=0.3, split_seed=1)
+    second = trained("second", "small", validation=0.1, test=0.3, split_seed=2)
+    elsewhere = trained("elsewhere", "default")
+    own = store.split(small_dataset, 0.05, 0.3, 1).test
+    np.testing.assert_array_equal(model_test_rows(small_dataset, first), own)
+    np.testing.assert_array_equal(model_test_rows(small_dataset, elsewhere),
+                                  store.split(small_dataset).test)
+    # One model trained on it: its own test split, whatever else is compared.
+    alone = held_out_test_set(small_dataset, [first, elsewhere])
+    np.testing.assert_array_equal(alone.rows, own)
+    np.testing.assert_array_equal(alone.labels, small_dataset.labels[own])
+    # Two with different splits: only the rows both held out.
+    both = held_out_test_set(small_dataset, [first, second])
+    expected = np.intersect1d(own, store.split(small_dataset, 0.1, 0.3, 2).test)
+    assert 0 < len(both) < len(own)
+    np.testing.assert_array_equal(both.rows, expected)
+    assert "first, second" in both.name
+    # None trained on it: the default split.
+    np.testing.assert_array_equal(held_out_test_set(small_dataset, [elsewhere]).rows,
+                                  store.split(small_dataset).test)
+    # A model trained on several datasets counts as trained on each part.
+    parts = ModelMetadata(name="parts", kind="resnet1d", hyperparameters={"test": 0.3},
+                          dataset={"name": "small+other", "parts": ["small", "other"]})
+    np.testing.assert_array_equal(held_out_test_set(small_dataset, [parts]).rows,
+                                  store.split(small_dataset, 0.1, 0.3, 0).test)
+
+
 def test_evaluate_model_on_dataset_split(classifier, small_dataset):
     labelled = dataset_test_set(small_dataset)
     result = evaluate_model(classifier, labelled)

@@ -82,6 +82,27 @@ def test_bundled_test_split_matches_core(tiny_model):
     assert at.dataframe[0].value.equals(table)
 
 
+def test_a_dataset_a_model_trained_on_is_scored_on_that_models_held_out_rows(small_dataset):
+    from core import registry
+    from core.training import TrainingConfig, train
+
+    train(small_dataset, TrainingConfig(name="compare-own-split", kind="baseline_ann", epochs=1,
+                                        steps_per_epoch=1, batch_size=8, test=0.3, split_seed=5,
+                                        hyperparameters={"units": 8}))
+    at = _app()
+    at.multiselect(key="compare_models").set_value(["default", "compare-own-split"])
+    at.radio(key="compare_set").set_value("Test split of a dataset")
+    at.run()
+    at.selectbox(key="compare_dataset").set_value("small")
+    at.run()
+    assert not at.exception and not at.error
+    meta = registry.read_metadata(registry.model_path("compare-own-split"))
+    held_out = evalsets.held_out_test_set(small_dataset, [meta])
+    assert len(held_out) == meta.dataset["test"]  # the run's own test split, not the default one
+    assert list(at.dataframe[0].value.loc[["default", "compare-own-split"], SAMPLES]) == [len(held_out)] * 2
+    assert any("held out of training by compare-own-split" in c.value for c in at.caption)
+
+
 @needs_rruff
 def test_rruff_dev_matches_core(tiny_model):
     at = _app()
