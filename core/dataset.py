@@ -242,7 +242,8 @@ def combine(datasets: Sequence[Dataset]) -> Dataset:
     if len(datasets) == 1:
         return datasets[0]
     table = pd.concat([d.table for d in datasets], ignore_index=True, join="inner")
-    meta = dict(datasets[0].meta, parts=[[d.name, len(d)] for d in datasets],
+    parts = [part for d in datasets for part in (d.meta.get("parts") or [[d.name, len(d)]])]
+    meta = dict(datasets[0].meta, parts=parts,
                 command=" ; ".join(str(d.meta.get("command", "")) for d in datasets))
     return Dataset(name="+".join(names), table=table, meta=meta)
 

@@ -200,6 +200,7 @@ class JobRegistry:
             JobBusyError: ``max_concurrent`` jobs are already running.
             registry.ModelError: the run name is invalid, or a saved model or a running
                 job already uses it.
+            ValueError: no dataset, or one named twice.
         """
         registry.check_name(config.name)
         names = (dataset_name,) if isinstance(dataset_name, str) else tuple(dataset_name)

@@ -266,6 +266,11 @@ def test_combine_splits_each_part_as_if_alone(rows):
     for key in ("train", "validation", "test"):
         expected = np.concatenate([getattr(alone[0], key), getattr(alone[1], key) + 100])
         np.testing.assert_array_equal(getattr(parts, key), expected)
+    # Combining a combined dataset keeps the innermost parts.
+    third = Dataset("third", synthetic_table(rows, {2: 20}), {})
+    nested = store.combine([both, third])
+    assert nested.meta["parts"] == [["first", 100], ["second", 80], ["third", 20]]
+    np.testing.assert_array_equal(store.split(nested, 0.1, 0.2, 3).test[:len(parts.test)], parts.test)
     # Not what a split of the pooled rows would give: the parts' held-out rows stay held out.
     pooled = store.split(Dataset("pooled", both.table, {}), validation=0.1, test=0.2, seed=3)
     assert not np.array_equal(pooled.test, parts.test)
