@@ -159,9 +159,9 @@ def held_out_test_set(dataset: Dataset, models: Sequence[ModelMetadata]) -> Labe
     The result may be empty when the models trained on the dataset with different splits.
     """
     trained = [m for m in models if m.trained_on(dataset.name)]
-    rows = split(dataset).test
-    if trained:
-        rows = functools.reduce(np.intersect1d, [model_test_rows(dataset, m) for m in trained])
+    if not trained:
+        return dataset_test_set(dataset)
+    rows = functools.reduce(np.intersect1d, [model_test_rows(dataset, m) for m in trained])
     shared = "" if len(trained) < 2 else f", held out by all of {', '.join(m.name for m in trained)}"
     return LabelledSet(name=f"{dataset.name} test split{shared}", labels=dataset.labels[rows],
                        dataset=dataset, rows=rows)
