@@ -7,6 +7,7 @@ seeds so that their numbers are comparable between epochs and runs.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from core.augmentation import Augmentation, StickBatch, augment_profiles
 from core.dataset import Dataset, Split, split
 from core.evaluation import evaluate, system_confusion
 from core.grid import CU_KA1, DEFAULT_GRID, TwoThetaGrid, d_to_two_theta
-from core.models import build
+from core.models import BUILDERS, build
 from core.prior import training_prior
 from core.rendering import padded_arrays
 from core.symmetry import CRYSTAL_SYSTEMS
@@ -50,7 +51,9 @@ class TrainingConfig:
         hyperparameters: passed to the model builder.
         initial_model: start from this saved model's weights (a name or folder) instead of a
             fresh network; it must have the same kind, input and grid, and its builder
-            hyperparameters replace ``hyperparameters``.
+            hyperparameters replace ``hyperparameters``, except ``dropout``: dropout layers
+            hold no weights, so a continued run may change their rate (for example, lower it
+            when the model underfits).
     """
 
     name: str
@@ -385,6 +388,7 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
 def _initial_model(config: TrainingConfig) -> tuple[keras.Model, dict]:
     """The saved model a run continues from, checked against the run's settings."""
     model, metadata = registry.load_model(config.initial_model)
+    hyperparameters = dict(metadata.hyperparameters.get("hyperparameters", {}))
     mismatches = [
         f"{what} {theirs!r} (this run: {ours!r})" for what, theirs, ours in (
             ("kind", metadata.kind, config.kind),
@@ -397,7 +401,17 @@ def _initial_model(config: TrainingConfig) -> tuple[keras.Model, dict]:
         if theirs != ours]
     if mismatches:
         raise ValueError(f"cannot continue from model {metadata.name!r}: " + "; ".join(mismatches))
-    return model, dict(metadata.hyperparameters.get("hyperparameters", {}))
+    if "dropout" in config.hyperparameters:
+        rate = float(config.hyperparameters["dropout"])
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {rate}")
+        if "dropout" not in inspect.signature(BUILDERS[metadata.kind].builder).parameters:
+            raise ValueError(f"a {metadata.kind} model has no dropout setting to change")
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = rate
+        hyperparameters["dropout"] = rate
+    return model, hyperparameters
 
 
 def _record_failure(dataset: Dataset, config: TrainingConfig, exc: Exception, started: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -246,6 +247,32 @@ def test_a_run_can_continue_from_a_saved_model(small_dataset):
                                              learning_rate=1e-2))
     assert any(not np.allclose(a, b) for a, b in zip(first.model.get_weights(),
                                                        moved.model.get_weights()))
+
+
+def test_a_continued_run_may_change_only_the_dropout_rate(small_dataset):
+    train(small_dataset, tiny_config("tr_drop_first", kind="optimised_ann",
+                                     hyperparameters={"units": 16, "dropout": 0.4}))
+    second = train(small_dataset, tiny_config("tr_drop_second", kind="optimised_ann",
+                                              initial_model="tr_drop_first", epochs=1,
+                                              hyperparameters={"units": 64, "dropout": 0.05}))
+    rates = [layer.rate for layer in second.model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates and all(rate == pytest.approx(0.05) for rate in rates)
+    assert second.metadata.hyperparameters["hyperparameters"] == {"units": 16, "dropout": 0.05}
+    reloaded, _ = registry.load_model("tr_drop_second")
+    assert [layer.rate for layer in reloaded.layers
+            if isinstance(layer, keras.layers.Dropout)] == pytest.approx(rates)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        train(small_dataset, tiny_config("tr_drop_bad", kind="optimised_ann",
+                                         initial_model="tr_drop_first",
+                                         hyperparameters={"dropout": 1.0}), save=False)
+
+
+def test_a_model_without_a_dropout_setting_refuses_a_new_rate(small_dataset):
+    if not registry.model_path("tr_base").exists():
+        train(small_dataset, tiny_config("tr_base"))
+    with pytest.raises(ValueError, match="baseline_ann model has no dropout setting"):
+        train(small_dataset, tiny_config("tr_no_dropout", initial_model="tr_base",
+                                         hyperparameters={"dropout": 0.1}), save=False)
 
 
 @pytest.mark.parametrize("changes, message", [
