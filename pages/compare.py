@@ -16,10 +16,10 @@ from core.evaluation import (per_class_report, per_system_accuracy, space_group_
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
-from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, UploadError, labelled_upload,
-                             metrics_frame, style_metrics)
-
+from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, TEXT_COLUMNS, UploadError,
+                             labelled_upload, metrics_frame, style_metrics)
 from ui.routing import ensure_app_navigation
+from ui.tables import right_aligned_columns
 
 ensure_app_navigation()
 
@@ -198,8 +198,9 @@ on_set = f"on {labelled.name}"
 
 st.header("Metrics")
 frame = metrics_frame(evaluations)
-st.dataframe(style_metrics(frame, models), width="stretch")
-st.caption(f"{on_set}: percentages; best model value of each column highlighted. Baselines "
+st.dataframe(style_metrics(frame, models), width="stretch",
+             column_config=right_aligned_columns(TEXT_COLUMNS))
+st.caption(f"Percentages {on_set}; best model value of each column highlighted. Baselines "
            "always predict the most common true class, or guess with the set's class "
            "frequencies (expected values); “—” where a baseline has no simple value.")
 if frame.loc[models, SAMPLES].nunique() > 1:

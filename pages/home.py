@@ -6,10 +6,15 @@ import streamlit as st
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
 from ui.cards import external_results, metrics_table, shown, training_summary
-
 from ui.routing import ensure_app_navigation
+from ui.tables import right_aligned_columns
 
 ensure_app_navigation()
+
+
+def show_metrics(table: pd.DataFrame) -> None:
+    st.dataframe(shown(table), width="stretch", column_config=right_aligned_columns(table.columns))
+
 
 st.title("xrd-classify")
 st.markdown(
@@ -36,6 +41,7 @@ if meta.description:
 facts = training_summary(meta, epochs_run=len(load_history(meta.name)) or None)
 st.table(pd.DataFrame({"value": list(facts.values())}, index=list(facts.keys())))
 
+
 st.subheader("Held-out synthetic test split")
 st.caption("Percent. Baselines: always predicting the most common class, and guessing with the "
            "test set's own class frequencies.")
@@ -43,11 +49,11 @@ table = metrics_table(meta.metrics)
 if table.empty:
     st.info("This model has no test-split metrics.")
 else:
-    st.dataframe(shown(table), width="stretch")
+    show_metrics(table)
 
 external = external_results(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    st.dataframe(shown(metrics_table(metrics)), width="stretch")
+    show_metrics(metrics_table(metrics))
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from core.paths import PROJECT_ROOT
 from core.registry import ModelMetadata
+from ui.tables import as_text
 
 ACCURACY_RESULTS = PROJECT_ROOT / "benchmarks" / "accuracy.json"
 
@@ -31,10 +32,10 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     return table.set_index("metric")
 
 
-def shown(table: pd.DataFrame):
+def shown(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (from :func:`metrics_table`) for display: one decimal, "—" where a baseline
-    has no value (a styler, so the columns stay numeric)."""
-    return table.style.format("{:.1f}", na_rep="—")
+    has no value (text; the page right-aligns it)."""
+    return as_text(table, {column: "{:.1f}" for column in table.columns})
 
 
 def external_results(model_name: str, path: Path = ACCURACY_RESULTS) -> dict[str, dict]:

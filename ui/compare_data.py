@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.evalsets import LabelledSet, ModelEvaluation, labelled_folder
+from ui.tables import as_text
 from core.symmetry import system_index_of_numbers
 
 MAX_UPLOAD_BYTES = 200 * 2**20
@@ -37,6 +38,7 @@ SAMPLES = "samples"
 SECONDS = "inference time (s)"
 MAJORITY = "baseline: majority class"
 FREQUENCY = "baseline: class frequency"
+TEXT_COLUMNS = [*METRIC_COLUMNS, SECONDS]  # shown as text by style_metrics: right-align them
 HIGHLIGHT = "font-weight: bold; background-color: rgba(46, 160, 67, 0.25)"
 
 
@@ -209,13 +211,23 @@ def metrics_frame(evaluations: list[ModelEvaluation]) -> pd.DataFrame:
 
 
 def style_metrics(frame: pd.DataFrame, models: list[str]):
-    """A Styler: percentages, and the best model value of each column highlighted (highest
-    metric, shortest inference time); baseline rows are never highlighted."""
+    """A Styler over the table as text (percentages; "—" where a baseline has no value), with
+    the best model value of each column highlighted (highest metric, shortest inference
+    time); baseline rows are never highlighted."""
     metrics = list(METRIC_COLUMNS)
     rows = [m for m in models if m in frame.index]
-    styler = frame.style.format("{:.1%}", subset=metrics, na_rep="—")
-    styler = styler.format("{:.2f}", subset=[SECONDS], na_rep="—")
+    best = pd.DataFrame("", index=frame.index, columns=frame.columns)
     if rows:
-        styler = styler.highlight_max(subset=pd.IndexSlice[rows, metrics], props=HIGHLIGHT)
-        styler = styler.highlight_min(subset=pd.IndexSlice[rows, [SECONDS]], props=HIGHLIGHT)
-    return styler
+        for column in metrics:
+            best.loc[_best_rows(frame.loc[rows, column], highest=True), column] = HIGHLIGHT
+        best.loc[_best_rows(frame.loc[rows, SECONDS], highest=False), SECONDS] = HIGHLIGHT
+    text = as_text(frame, {**{column: "{:.1%}" for column in metrics}, SECONDS: "{:.3f}"})
+    return text.style.apply(lambda _: best, axis=None)
+
+
+def _best_rows(values: pd.Series, highest: bool) -> list:
+    values = values.dropna()
+    if values.empty:
+        return []
+    target = values.max() if highest else values.min()
+    return list(values.index[values == target])

@@ -16,6 +16,8 @@ def test_home_shows_model_card():
     metrics = at.dataframe[0].value
     assert list(metrics.columns[:2]) == ["model", "majority class"]
     assert "Space group top-1" in metrics.index
+    assert metrics.loc["Space group macro-F1", "majority class"] == "—"
+    assert "None" not in metrics.to_string() and "nan" not in metrics.to_string()
 
 
 def test_app_navigation_lists_every_page():

@@ -20,12 +20,13 @@ def test_metrics_table_puts_baselines_beside_the_model():
     assert metrics_table({}).empty
 
 
-def test_shown_keeps_numbers_numeric_and_marks_missing_baselines():
+def test_shown_writes_one_decimal_and_marks_missing_baselines():
     rng = np.random.default_rng(0)
     table = metrics_table(evaluate(rng.integers(1, 231, 50), rng.dirichlet(np.ones(230), 50)).to_dict())
-    html = shown(table).to_html()
-    assert table["model"].dtype.kind == "f" and "—" in html
-    assert f"{table.loc['Space group top-1', 'model']:.1f}" in html
+    text = shown(table)
+    assert text.loc["Space group top-1", "model"] == f"{table.loc['Space group top-1', 'model']:.1f}"
+    assert text.loc["Space group macro-F1", "majority class"] == "—"
+    assert not text.isna().any().any() and "None" not in text.to_string()
 
 
 def test_external_results_reads_the_accuracy_benchmark(tmp_path):
