@@ -141,7 +141,7 @@ def cmd_train(args) -> int:
         validation=args.validation, test=args.test,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
-        initial_model=args.init_from)
+        initial_model=args.init_from, data_workers=args.data_workers)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     def report(event: dict) -> None:
@@ -277,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="continue from this saved model's weights (same kind, input and grid)")
     t.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch past it")
+    t.add_argument("--data-workers", type=int, default=1,
+                   help="threads making augmented batches (more where a GPU runs the network)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a labelled set")

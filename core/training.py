@@ -49,6 +49,10 @@ class TrainingConfig:
             (cosine decay from ``learning_rate`` to 1 % of it over ``epochs * steps_per_epoch``
             batches after a short warm-up; suits long runs with a fixed budget).
         hyperparameters: passed to the model builder.
+        data_workers: threads that make augmented batches ahead of the network (each batch's
+            random numbers come from the run's seed, the epoch and the batch's index, so the
+            batches are the same for any number of workers). One suits a 2-core CPU, where
+            the network needs the cores; where it runs on a GPU, several keep it fed.
         initial_model: start from this saved model's weights (a name or folder) instead of a
             fresh network; it must have the same kind, input and grid, and its builder
             hyperparameters replace ``hyperparameters``, except ``dropout``: dropout layers
@@ -80,6 +84,7 @@ class TrainingConfig:
     lr_schedule: str = "plateau"
     hyperparameters: dict = field(default_factory=dict)
     initial_model: str | None = None
+    data_workers: int = 1
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -176,7 +181,11 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __init__(self, sticks: StickBatch, labels: np.ndarray, config: TrainingConfig,
                  weights: np.ndarray, steps: int, seed: int):
-        super().__init__(workers=1, use_multiprocessing=False)
+        # Threads, not processes: the stick arrays are shared, and numpy releases the GIL.
+        # Keras calls on_epoch_end only after an epoch's batches are all made, so the epoch
+        # in each batch's seed is right however many workers run.
+        super().__init__(workers=config.data_workers, use_multiprocessing=False,
+                         max_queue_size=max(10, 2 * config.data_workers))
         self.sticks, self.labels, self.config = sticks, labels, config
         self.weights, self.steps, self.seed = weights, steps, seed
         self.epoch = 0
@@ -318,6 +327,8 @@ def _learning_rate(config: TrainingConfig, steps: int):
 
 def _train(dataset, config, progress, stop, save, data_split, started, description) -> TrainingResult:
     keras.utils.set_random_seed(config.seed)
+    if config.data_workers < 1:
+        raise ValueError(f"data_workers must be at least 1, not {config.data_workers}")
     parts = data_split or split(dataset, config.validation, config.test, config.split_seed,
                                 config.group_by_formula)
     if len(parts.train) == 0:

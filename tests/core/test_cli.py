@@ -172,9 +172,10 @@ def test_train_tiny(small_dataset, capsys):
     # --init-from continues from the saved run, with its architecture.
     assert main(["train", "--name", "cli_continued", "--dataset", "small", "--model",
                  "baseline_ann", "--init-from", "cli_trained", "--epochs", "1", "--steps", "1",
-                 "--batch-size", "8"]) == 0
+                 "--batch-size", "8", "--data-workers", "2"]) == 0
     continued = registry.read_metadata(registry.model_path("cli_continued"))
     assert continued.hyperparameters["initial_model"] == "cli_trained"
+    assert continued.hyperparameters["data_workers"] == 2
     assert continued.hyperparameters["hyperparameters"] == {"units": 16}
 
 
@@ -213,6 +214,9 @@ def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
     assert main(["train", "--name", "cli_no_start", "--dataset", "small",
                  "--init-from", "no_such_model"]) == 2
     assert "no_such_model" in capsys.readouterr().err
+    assert main(["train", "--name", "cli_no_workers", "--dataset", "small",
+                 "--data-workers", "0"]) == 2
+    assert "data_workers must be at least 1" in capsys.readouterr().err
 
 
 def test_train_unknown_hyperparameter_exits_cleanly(small_dataset, capsys):

@@ -292,3 +292,47 @@ def test_continuing_needs_the_same_kind_input_and_grid(small_dataset, changes, m
 def test_continuing_from_a_missing_model_fails_clearly(small_dataset):
     with pytest.raises(registry.ModelError, match="not found"):
         train(small_dataset, tiny_config("tr_orphan", initial_model="no_such_model"))
+
+
+def _recorded_batches(monkeypatch, small_dataset, name: str, workers: int):
+    """Train briefly, recording (epoch, index, checksum of the inputs) of every batch made."""
+    from core import training
+
+    made = []
+    lock = threading.Lock()
+    original = training.AugmentedBatches
+
+    class Recording(original):
+        def __getitem__(self, index):
+            batch = super().__getitem__(index)
+            with lock:
+                made.append((self.epoch, index, round(float(batch[0].sum()), 3)))
+            return batch
+
+    monkeypatch.setattr(training, "AugmentedBatches", Recording)
+    try:
+        result = train(small_dataset, tiny_config(name, epochs=3, steps_per_epoch=5,
+                                                  data_workers=workers, validation=0.0), save=False)
+    finally:
+        monkeypatch.setattr(training, "AugmentedBatches", original)
+    return made, result
+
+
+def test_parallel_batch_workers_make_the_same_batches_as_one(monkeypatch, small_dataset):
+    serial, first = _recorded_batches(monkeypatch, small_dataset, "tr_workers_1", 1)
+    parallel, second = _recorded_batches(monkeypatch, small_dataset, "tr_workers_3", 3)
+    assert set(parallel) == set(serial)
+    checksums: dict = {}
+    for epoch, index, checksum in parallel:  # a batch depends only on (seed, epoch, index)
+        assert checksums.setdefault((epoch, index), checksum) == checksum
+    epochs = sorted({epoch for epoch, _, _ in parallel})[-3:]  # the three training epochs
+    for epoch in epochs:
+        assert {index for e, index in checksums if e == epoch} == set(range(5))
+    assert len({checksums[e, i] for e in epochs for i in range(5)}) == 15  # fresh every epoch
+    assert second.metadata.hyperparameters["data_workers"] == 3
+    np.testing.assert_allclose(second.history["loss"], first.history["loss"], rtol=1e-5)
+
+
+def test_batch_workers_must_be_positive(small_dataset):
+    with pytest.raises(ValueError, match="data_workers must be at least 1"):
+        train(small_dataset, tiny_config("tr_workers_0", data_workers=0), save=False)
