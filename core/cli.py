@@ -144,14 +144,18 @@ def cmd_train(args) -> int:
         initial_model=args.init_from, data_workers=args.data_workers)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
+    shown_epoch = []
+
     def report(event: dict) -> None:
         if event["type"] == "batch":
-            bar.total = event["batches"]
-            bar.set_description(f"{args.model} epoch {event['epoch'] + 1}/{event['epochs']}")
-            bar.n = event["batch"]
+            if shown_epoch != [event["epoch"]]:  # a fresh bar (count, clock, rate) per epoch
+                shown_epoch[:] = [event["epoch"]]
+                bar.set_description(f"{args.model} epoch {event['epoch'] + 1}/{event['epochs']}",
+                                    refresh=False)
+                bar.reset(total=event["batches"])
+            bar.update(event["batch"] - bar.n)
             bar.set_postfix(loss=f"{event['logs'].get('loss', 0):.3f}",
                             acc=f"{event['logs'].get('accuracy', 0):.3f}", lr=f"{event['lr']:.1e}")
-            bar.refresh()
         else:
             logs = event["logs"]
             bar.write(f"epoch {event['epoch']}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,17 @@ def test_train_tiny(small_dataset, capsys):
     assert continued.hyperparameters["initial_model"] == "cli_trained"
     assert continued.hyperparameters["data_workers"] == 2
     assert continued.hyperparameters["hyperparameters"] == {"units": 16}
+
+
+def test_train_progress_bar_counts_each_epochs_own_batches(small_dataset, capsys):
+    assert main(["train", "--name", "cli_bar", "--dataset", "small", "--model", "baseline_ann",
+                 "--hyperparameters", '{"units": 8}', "--epochs", "2", "--steps", "3",
+                 "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    for epoch in (1, 2):
+        bars = re.findall(rf"epoch {epoch}/2:\s+\d+%\|[^|]*\| (\d+)/(\d+)", err)
+        assert bars and bars[-1] == ("3", "3"), (epoch, bars)  # counted 1..3, not 4..6
+        assert all(int(done) <= 3 for done, _ in bars)
 
 
 def test_train_on_two_datasets(small_dataset, capsys):
