@@ -332,16 +332,16 @@ def _runs_table(models: list[registry.ModelMetadata], running: Job | None) -> pd
         rows.append({"name": running.name, "model": _model_label(running.config.kind),
                      "dataset": running.dataset_name, "epochs": running.config.epochs,
                      "date": datetime.fromtimestamp(started, timezone.utc).isoformat()[:16],
-                     "status": running.status})
+                     "status": running.status, "error": ""})
     for meta in models:
         metrics, hp = meta.metrics or {}, meta.hyperparameters or {}
         percent = {label: round(100 * metrics[key], 1) if key in metrics else None
                    for key, label in (("top1", "top-1 %"), ("top5", "top-5 %"),
                                       ("system_accuracy", "crystal system %"))}
         rows.append({"name": meta.name, "model": _model_label(meta.kind),
-                     "dataset": (meta.dataset or {}).get("name", "?"),
+                     "dataset": (meta.dataset or {}).get("name", "unknown"),
                      "epochs": hp.get("epochs"), **percent, "date": meta.created[:16],
-                     "status": meta.status, "error": meta.error})
+                     "status": meta.status, "error": meta.error or ""})
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
@@ -395,7 +395,7 @@ st.header("Saved runs")
 _runs()
 with st.expander("Training jobs since the app started"):
     job_rows = [{"name": j.name, "dataset": j.dataset_name, "status": j.status,
-                 "elapsed": _duration(j.elapsed()), "error": j.error} for j in jobs.jobs()]
+                 "elapsed": _duration(j.elapsed()), "error": j.error or ""} for j in jobs.jobs()]
     st.dataframe(pd.DataFrame(job_rows, columns=["name", "dataset", "status", "elapsed",
                                                  "error"]),
                  width="stretch", hide_index=True, key="train_jobs_table")

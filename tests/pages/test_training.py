@@ -193,6 +193,7 @@ def test_reruns_and_a_second_train_do_not_start_another_job(small_dataset):
     first = runs.iloc[0]
     assert first["name"] == "page-busy" and first["model"] == BUILDERS["resnet1d"].label
     assert first["status"] in (QUEUED, RUNNING) and first["dataset"] == "small"
+    assert first["error"] == "" and runs["error"].notna().all()  # no "None" drawn in the text column
     assert runs.iloc[1:]["model"].isin([kind.label for kind in BUILDERS.values()]).all()
     stop_and_wait(at, "page-busy")
     assert saved("page-busy-2") is None and saved("page-busy").status == "stopped"
