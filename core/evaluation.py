@@ -129,3 +129,72 @@ def per_system_accuracy(true_numbers: np.ndarray, probabilities: np.ndarray) -> 
     totals = matrix.sum(axis=1)
     return {system: float(matrix[i, i] / totals[i]) if totals[i] else float("nan")
             for i, system in enumerate(CRYSTAL_SYSTEMS)}
+
+
+CONFIDENCE_LEVELS = ("space_group", "crystal_system")
+
+
+def top_choice(true_numbers: np.ndarray, probabilities: np.ndarray,
+               level: str = "space_group") -> tuple[np.ndarray, np.ndarray]:
+    """Each pattern's top probability and whether that top choice is right, for space groups
+    or for crystal systems (a system's probability is the sum over its groups)."""
+    if level not in CONFIDENCE_LEVELS:
+        raise ValueError(f"level must be one of {CONFIDENCE_LEVELS}, not {level!r}")
+    y = np.asarray(true_numbers, dtype=np.int64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if level == "crystal_system":
+        p, truth = crystal_system_probabilities(p), system_index_of_numbers(y)
+    else:
+        truth = y - 1
+    return p.max(axis=1), p.argmax(axis=1) == truth
+
+
+def confidence_curve(true_numbers: np.ndarray, probabilities: np.ndarray,
+                     level: str = "space_group") -> pd.DataFrame:
+    """Accuracy of the most confident predictions. Patterns are sorted by their top
+    probability, most confident first; row k keeps the first k + 1 of them: ``coverage``
+    (the share of the set kept), ``threshold`` (the lowest top probability kept) and
+    ``accuracy`` (of the kept patterns' top choices). Where a model knows when it is right,
+    accuracy falls as coverage grows; the last row is the plain accuracy."""
+    confidence, correct = top_choice(true_numbers, probabilities, level)
+    order = np.argsort(-confidence, kind="stable")
+    kept = np.arange(1, len(order) + 1)
+    return pd.DataFrame({"coverage": kept / max(len(order), 1), "threshold": confidence[order],
+                         "accuracy": np.cumsum(correct[order]) / kept})
+
+
+def reliability(true_numbers: np.ndarray, probabilities: np.ndarray, bins: int = 10,
+                level: str = "space_group") -> pd.DataFrame:
+    """Calibration: patterns grouped by top probability into ``bins`` equal-width bins;
+    per non-empty bin its range, ``patterns``, ``confidence`` (mean top probability) and
+    ``accuracy``. A calibrated model has accuracy equal to confidence in every bin."""
+    confidence, correct = top_choice(true_numbers, probabilities, level)
+    which = np.clip(np.floor(confidence * bins).astype(np.int64), 0, bins - 1)
+    rows = [{"low": b / bins, "high": (b + 1) / bins, "patterns": int(np.sum(which == b)),
+             "confidence": float(confidence[which == b].mean()),
+             "accuracy": float(correct[which == b].mean())}
+            for b in range(bins) if np.any(which == b)]
+    return pd.DataFrame(rows, columns=["low", "high", "patterns", "confidence", "accuracy"])
+
+
+def expected_calibration_error(table: pd.DataFrame) -> float:
+    """The patterns-weighted mean gap between accuracy and confidence over the bins of
+    :func:`reliability` (0 for a calibrated model)."""
+    if table.empty:
+        return float("nan")
+    weights = table["patterns"] / table["patterns"].sum()
+    return float(np.sum(weights * np.abs(table["accuracy"] - table["confidence"])))
+
+
+def accuracy_above(true_numbers: np.ndarray, probabilities: np.ndarray, threshold: float,
+                   level: str = "space_group") -> dict[str, float]:
+    """The share of patterns whose top probability is at least ``threshold``, and the
+    accuracy of the top choice among them and among the rest (NaN where a side is empty)."""
+    confidence, correct = top_choice(true_numbers, probabilities, level)
+    sure = confidence >= threshold
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else float("nan")
+
+    return {"share": mean(sure), "accuracy_above": mean(correct[sure]),
+            "accuracy_below": mean(correct[~sure])}

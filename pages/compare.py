@@ -11,13 +11,14 @@ import streamlit as st
 
 from core import dataset as store
 from core import evalsets, registry
-from core.evaluation import (per_class_report, per_system_accuracy, space_group_confusion,
-                             system_confusion, top_k)
+from core.classify import LOW_CONFIDENCE
+from core.evaluation import (confidence_curve, per_class_report, per_system_accuracy,
+                             reliability, space_group_confusion, system_confusion, top_k)
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
 from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, TEXT_COLUMNS, UploadError,
-                             labelled_upload, metrics_frame, style_metrics)
+                             confidence_table, labelled_upload, metrics_frame, style_metrics)
 from ui.routing import ensure_app_navigation
 from ui.tables import right_aligned_columns
 
@@ -220,6 +221,31 @@ _figure(figs.per_system_accuracy_figure(
     {e.model: per_system_accuracy(e.labels, e.probabilities) for e in evaluations}),
     "compare_systems", f"Crystal-system accuracy within each true crystal system {on_set}; "
     "gaps are systems absent from the set.")
+
+st.header("Confidence")
+level = st.radio("Top choice of", ["space_group", "crystal_system"], horizontal=True,
+                 key="compare_confidence_level", format_func=lambda v: v.replace("_", " "))
+left, right = st.columns(2)
+with left:
+    _figure(figs.confidence_curve_figure(
+        {e.model: confidence_curve(e.labels, e.probabilities, level) for e in evaluations},
+        LOW_CONFIDENCE if level == "space_group" else None),
+        "compare_confidence", f"Accuracy of each model's most confident predictions {on_set}: "
+        "keep the patterns whose top probability is highest, and read how often the top "
+        "choice is right against the share kept." + (
+            f" Diamonds: the Classify page's line, top probability {LOW_CONFIDENCE:.0%}."
+            if level == "space_group" else ""))
+with right:
+    _figure(figs.reliability_figure(
+        {e.model: reliability(e.labels, e.probabilities, level=level) for e in evaluations}),
+        "compare_reliability", "Calibration: how often the top choice is right, against its "
+        "probability, in bins of 10 %. Points below the diagonal are over-confident.")
+flags = confidence_table(evaluations, LOW_CONFIDENCE)
+st.dataframe(flags, width="stretch", column_config=right_aligned_columns(flags.columns))
+st.caption(f"Per model {on_set}: the share of patterns the Classify page flags as low "
+           f"confidence (top space-group probability below {LOW_CONFIDENCE:.0%}), space-group "
+           "accuracy with and without the flag, and the expected calibration error (the "
+           "mean gap between probability and accuracy, 0 when calibrated).")
 
 st.header("Confusion matrices")
 detail = st.selectbox("Model", models, key="compare_detail_model")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.evalsets import LabelledSet, ModelEvaluation, labelled_folder
+from core.evaluation import accuracy_above, expected_calibration_error, reliability
 from ui.tables import as_text
 from core.symmetry import system_index_of_numbers
 
@@ -231,3 +232,25 @@ def _best_rows(values: pd.Series, highest: bool) -> list:
         return []
     target = values.max() if highest else values.min()
     return list(values.index[values == target])
+
+
+def confidence_table(evaluations: list[ModelEvaluation], threshold: float) -> pd.DataFrame:
+    """Per model, as text: the share of patterns whose top space-group probability is below
+    ``threshold`` (flagged low confidence), space-group accuracy above and below it ("—"
+    where a side is empty), and the expected calibration error for space groups and
+    crystal systems."""
+    rows = {}
+    for e in evaluations:
+        split = accuracy_above(e.labels, e.probabilities, threshold)
+        rows[e.model] = {
+            "flagged low confidence": 1 - split["share"],
+            "accuracy, not flagged": split["accuracy_above"],
+            "accuracy, flagged": split["accuracy_below"],
+            "calibration error (space group)": expected_calibration_error(
+                reliability(e.labels, e.probabilities)),
+            "calibration error (crystal system)": expected_calibration_error(
+                reliability(e.labels, e.probabilities, level="crystal_system")),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return as_text(frame, {column: "{:.1%}" for column in frame.columns})

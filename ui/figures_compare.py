@@ -138,6 +138,64 @@ def per_system_accuracy_figure(accuracies: dict[str, dict[str, float]],
     return figure
 
 
+def confidence_curve_figure(curves: dict[str, pd.DataFrame], threshold: float | None = None,
+                            title: str = "") -> go.Figure:
+    """Accuracy of each model's most confident predictions against the share of the set kept
+    (``curves``: model -> :func:`core.evaluation.confidence_curve`); a marker where the kept
+    patterns' top probability reaches down to ``threshold``."""
+    figure = go.Figure()
+    for index, (model, curve) in enumerate(curves.items()):
+        if curve.empty:
+            continue
+        colour = PALETTE[index % len(PALETTE)]
+        figure.add_trace(go.Scatter(
+            x=curve["coverage"], y=curve["accuracy"], mode="lines", name=model,
+            legendgroup=model, line=dict(color=colour), customdata=curve["threshold"],
+            hovertemplate=(f"{model}<br>most confident %{{x:.1%}} of the set<br>"
+                           "top probability ≥ %{customdata:.1%}<br>"
+                           "accuracy %{y:.1%}<extra></extra>")))
+        sure = curve[curve["threshold"] >= threshold] if threshold is not None else curve[:0]
+        if len(sure):
+            last = sure.iloc[-1]
+            figure.add_trace(go.Scatter(
+                x=[last["coverage"]], y=[last["accuracy"]], mode="markers", legendgroup=model,
+                showlegend=False, marker=dict(color=colour, size=10, symbol="diamond"),
+                hovertemplate=(f"{model}: top probability ≥ {threshold:.0%}<br>"
+                               "%{x:.1%} of the set, accuracy %{y:.1%}<extra></extra>")))
+    figure.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=10),
+                         xaxis=dict(title="share of the set kept (most confident first)",
+                                    tickformat=".0%", range=[0, 1.02]),
+                         yaxis=dict(title="accuracy of the kept patterns", tickformat=".0%",
+                                    range=[0, 1.05]),
+                         legend=dict(orientation="h", yanchor="top", y=-0.2))
+    return figure
+
+
+def reliability_figure(tables: dict[str, pd.DataFrame], title: str = "") -> go.Figure:
+    """Calibration: accuracy against mean top probability per probability bin, one line per
+    model (``tables``: model -> :func:`core.evaluation.reliability`), marker area growing
+    with the bin's patterns; the dashed diagonal is a perfectly calibrated model."""
+    figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                                  line=dict(color="grey", dash="dash"), hoverinfo="skip"))
+    for index, (model, table) in enumerate(tables.items()):
+        if table.empty:
+            continue
+        figure.add_trace(go.Scatter(
+            x=table["confidence"], y=table["accuracy"], mode="lines+markers", name=model,
+            line=dict(color=PALETTE[index % len(PALETTE)]),
+            marker=dict(size=5 + 3 * np.sqrt(table["patterns"].to_numpy(dtype=float))),
+            customdata=table[["low", "high", "patterns"]].to_numpy(),
+            hovertemplate=(f"{model}<br>top probability %{{customdata[0]:.0%}}–"
+                           "%{customdata[1]:.0%}: %{customdata[2]} patterns<br>"
+                           "mean %{x:.1%}, accuracy %{y:.1%}<extra></extra>")))
+    figure.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=10),
+                         xaxis=dict(title="top probability (mean in the bin)", tickformat=".0%",
+                                    range=[0, 1]),
+                         yaxis=dict(title="accuracy in the bin", tickformat=".0%", range=[0, 1.05]),
+                         legend=dict(orientation="h", yanchor="top", y=-0.2))
+    return figure
+
+
 def training_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "accuracy",
                            title: str = "") -> go.Figure:
     """Training (solid) and validation (dashed) curves of ``metric`` per epoch, one colour

@@ -9,12 +9,17 @@ import pytest
 
 from core.evaluation import (
     Metrics,
+    accuracy_above,
+    confidence_curve,
     crystal_system_probabilities,
     evaluate,
+    expected_calibration_error,
     per_class_report,
     per_system_accuracy,
+    reliability,
     space_group_confusion,
     system_confusion,
+    top_choice,
     top_k,
 )
 from core.symmetry import CRYSTAL_SYSTEMS, by_number, system_membership
@@ -150,3 +155,50 @@ def test_per_system_accuracy():
 def test_nothing_to_evaluate():
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate(np.zeros(0, np.int64), np.zeros((0, 230)))
+
+
+def _four_patterns() -> tuple[np.ndarray, np.ndarray]:
+    """Top probabilities 0.9 (right), 0.8 (wrong), 0.5 (right) and 0.3 (wrong)."""
+    labels = np.array([1, 2, 3, 4])
+    probabilities = np.full((4, 230), 0.0)
+    for row, (top, p) in enumerate([(1, 0.9), (5, 0.8), (3, 0.5), (9, 0.3)]):
+        probabilities[row, top - 1] = p
+        probabilities[row, 200:] += (1 - p) / 30
+    return labels, probabilities
+
+
+def test_confidence_curve_keeps_the_most_confident_first():
+    curve = confidence_curve(*_four_patterns())
+    np.testing.assert_allclose(curve["coverage"], [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(curve["threshold"], [0.9, 0.8, 0.5, 0.3])
+    np.testing.assert_allclose(curve["accuracy"], [1.0, 0.5, 2 / 3, 0.5])
+
+
+def test_reliability_bins_and_calibration_error():
+    table = reliability(*_four_patterns(), bins=10)
+    assert list(table["patterns"]) == [1, 1, 1, 1]
+    np.testing.assert_allclose(table["low"], [0.3, 0.5, 0.8, 0.9])
+    np.testing.assert_allclose(table["confidence"], [0.3, 0.5, 0.8, 0.9])
+    np.testing.assert_allclose(table["accuracy"], [0.0, 1.0, 0.0, 1.0])
+    assert expected_calibration_error(table) == pytest.approx(0.25 * (0.3 + 0.5 + 0.8 + 0.1))
+    certain = np.zeros((2, 230))
+    certain[:, 0] = 1.0  # a top probability of exactly 1 falls in the last bin
+    assert list(reliability(np.array([1, 2]), certain, bins=4)["high"]) == [1.0]
+    assert np.isnan(expected_calibration_error(reliability(np.array([], int), np.zeros((0, 230)))))
+
+
+def test_accuracy_above_a_threshold_splits_the_set():
+    split = accuracy_above(*_four_patterns(), threshold=0.5)
+    assert split == pytest.approx({"share": 0.75, "accuracy_above": 2 / 3, "accuracy_below": 0.0})
+    assert np.isnan(accuracy_above(*_four_patterns(), threshold=0.95)["accuracy_above"])
+
+
+def test_crystal_system_confidence_sums_the_groups_of_a_system():
+    probabilities = np.zeros((1, 230))
+    probabilities[0, [15, 2, 3]] = [0.4, 0.35, 0.25]  # P222 (orthorhombic); P2, P2_1 (monoclinic)
+    confidence, correct = top_choice(np.array([3]), probabilities, "space_group")
+    assert confidence[0] == pytest.approx(0.4) and not correct[0]
+    confidence, correct = top_choice(np.array([3]), probabilities, "crystal_system")
+    assert confidence[0] == pytest.approx(0.6) and correct[0]
+    with pytest.raises(ValueError, match="level"):
+        top_choice(np.array([3]), probabilities, "lattice")

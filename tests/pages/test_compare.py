@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import PROJECT, RRUFF_DEV, needs_rruff
 from core import evalsets
-from core.classify import Classifier
+from core.classify import LOW_CONFIDENCE, Classifier
 from core.dataset import load
+from core.evaluation import accuracy_above
 from ui.compare_data import FREQUENCY, MAJORITY, METRIC_COLUMNS, SAMPLES, SECONDS
 
 PAGE = str(PROJECT / "pages" / "compare.py")
@@ -78,16 +79,25 @@ def test_bundled_test_split_matches_core(tiny_model):
     assert at.selectbox(key="compare_dataset").value == "default"
     assert list(table.index[:2]) == PAIR
     _check_table(table, evalsets.dataset_test_set(load("default")))
-    # Figures: per-system bars, two 7x7 matrices, the 230-group matrix, scatter, curves.
-    assert len(at.get("plotly_chart")) == 6
+    # Figures: per-system bars, confidence and calibration, two 7x7 matrices, the 230-group
+    # matrix, scatter, curves.
+    assert len(at.get("plotly_chart")) == 8
     assert at.selectbox(key="compare_detail_model").options == PAIR
-    per_class = at.dataframe[1].value
+    confidence = at.dataframe[1].value
+    assert list(confidence.index) == PAIR
+    labelled = evalsets.dataset_test_set(load("default"))
+    direct = evalsets.evaluate_model(Classifier.load("default"), labelled)
+    split = accuracy_above(direct.labels, direct.probabilities, LOW_CONFIDENCE)
+    assert confidence.loc["default", "flagged low confidence"] == f"{1 - split['share']:.1%}"
+    assert confidence.loc["default", "accuracy, not flagged"] == f"{split['accuracy_above']:.1%}"
+    per_class = at.dataframe[2].value
     assert {"space_group", "precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert per_class["f1"].is_monotonic_increasing
     # Switching the detail model and the figure options reruns from the cache, without errors.
     at.selectbox(key="compare_detail_model").set_value("tiny")
     at.checkbox(key="compare_present_only").uncheck()
     at.selectbox(key="compare_history_metric").set_value("loss")
+    at.radio(key="compare_confidence_level").set_value("crystal_system")
     at.run()
     assert not at.exception and not at.error
     assert at.dataframe[0].value.equals(table)

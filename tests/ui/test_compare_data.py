@@ -131,3 +131,23 @@ def test_style_highlights_best_model_only():
     assert metric_cells <= styled  # "a" beats "b"; the baseline row's 0.9 is not highlighted
     assert (1, columns.index(cd.SECONDS)) in styled  # fastest model
     assert not any(r == 2 for r, _ in styled)
+
+
+def test_confidence_table_splits_at_the_low_confidence_line():
+    labels = np.array([14, 14, 2, 225])
+    probabilities = np.full((4, 230), 0.0)
+    for row, (top, p) in enumerate([(14, 0.9), (15, 0.6), (2, 0.2), (1, 0.1)]):
+        probabilities[row, top - 1] = p
+        probabilities[row, 100:140] += (1 - p) / 40
+    sure = ModelEvaluation(model="m", set_name="s", labels=labels, probabilities=probabilities,
+                           metrics=evaluate(labels, probabilities), seconds=1.0)
+    table = cd.confidence_table([sure, _evaluation("all_right", labels, labels, 1.0)],
+                                threshold=0.25)
+    assert list(table.index) == ["m", "all_right"]
+    row = table.loc["m"]
+    assert row["flagged low confidence"] == "50.0%"  # 0.2 and 0.1 are below 0.25
+    assert row["accuracy, not flagged"] == "50.0%" and row["accuracy, flagged"] == "50.0%"
+    assert table.loc["all_right", "flagged low confidence"] == "0.0%"
+    assert table.loc["all_right", "accuracy, flagged"] == "—"  # nothing flagged
+    gap = abs(0.9 - 1) + abs(0.6 - 0) + abs(0.2 - 1) + abs(0.1 - 0)
+    assert row["calibration error (space group)"] == f"{gap / 4:.1%}"

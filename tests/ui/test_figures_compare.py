@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.evaluation import per_system_accuracy, space_group_confusion, system_confusion
+from core.evaluation import (confidence_curve, per_system_accuracy, reliability,
+                             space_group_confusion, system_confusion)
 from core.symmetry import CRYSTAL_SYSTEMS
 from ui import figures_compare as figs
 
@@ -139,3 +140,37 @@ def test_figures_export_to_html():
     figure = figs.system_confusion_figure(np.eye(7) * 3)
     html = figure.to_html(include_plotlyjs="cdn")
     assert "cdn.plot.ly" in html and "<html>" in html
+
+
+def _graded(seed: int) -> np.ndarray:
+    """Probabilities whose top choice is PREDICTED, with top probabilities spread 0.2-0.95."""
+    rng = np.random.default_rng(seed)
+    tops = rng.uniform(0.2, 0.95, len(PREDICTED))
+    probabilities = np.tile((1 - tops)[:, None] / 229, (1, 230))
+    probabilities[np.arange(len(PREDICTED)), PREDICTED - 1] = tops
+    return probabilities
+
+
+def test_confidence_curve_figure_one_line_and_threshold_marker_per_model():
+    curves = {"a": confidence_curve(TRUE, _graded(0)), "b": confidence_curve(TRUE, _graded(1)),
+              "empty": confidence_curve(TRUE[:0], _graded(2)[:0])}
+    figure = figs.confidence_curve_figure(curves, threshold=0.25)
+    lines = [t for t in figure.data if t.mode == "lines"]
+    markers = [t for t in figure.data if t.mode == "markers"]
+    assert [t.name for t in lines] == ["a", "b"] and len(markers) == 2
+    for name, marker in zip(("a", "b"), markers):
+        sure = curves[name][curves[name]["threshold"] >= 0.25]
+        assert marker.x[0] == pytest.approx(sure["coverage"].iloc[-1])
+        assert marker.y[0] == pytest.approx(sure["accuracy"].iloc[-1])
+    assert list(lines[0].y) == pytest.approx(list(curves["a"]["accuracy"]))
+    assert not [t for t in figs.confidence_curve_figure(curves, threshold=0.99).data
+                if t.mode == "markers"]
+
+
+def test_reliability_figure_has_the_diagonal_and_one_line_per_model():
+    tables = {"a": reliability(TRUE, _graded(0)), "b": reliability(TRUE, _graded(1), bins=5)}
+    figure = figs.reliability_figure(tables)
+    assert [t.name for t in figure.data] == ["calibrated", "a", "b"]
+    assert list(figure.data[1].x) == pytest.approx(list(tables["a"]["confidence"]))
+    assert list(figure.data[2].y) == pytest.approx(list(tables["b"]["accuracy"]))
+    assert sum(figure.data[1].customdata[:, 2]) == len(TRUE)
