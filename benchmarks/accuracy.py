@@ -135,8 +135,10 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
 def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: str | None = None) -> dict:
     """One results entry: metrics, per-system accuracy and timing of a model on a set
     (filed under ``label``, default the model's name)."""
+    from core.classify import LOW_CONFIDENCE
     from core.evalsets import evaluate_model
-    from core.evaluation import per_system_accuracy
+    from core.evaluation import (accuracy_above, expected_calibration_error, per_system_accuracy,
+                                 reliability)
     from core.symmetry import CRYSTAL_SYSTEMS, system_index_of_numbers
 
     result = evaluate_model(classifier, evaluation_set.labelled)
@@ -152,6 +154,14 @@ def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: s
         "skipped_files": len(evaluation_set.labelled.skipped),
         "per_system_accuracy": per_system_accuracy(result.labels, result.probabilities),
         "per_system_count": {s: int(c) for s, c in zip(CRYSTAL_SYSTEMS, counts)},
+        "confidence": {
+            "threshold": LOW_CONFIDENCE,
+            **accuracy_above(result.labels, result.probabilities, LOW_CONFIDENCE),
+            "ece_space_group": expected_calibration_error(
+                reliability(result.labels, result.probabilities)),
+            "ece_crystal_system": expected_calibration_error(
+                reliability(result.labels, result.probabilities, level="crystal_system")),
+        },
         "note": evaluation_set.note,
         "quick": quick,
     }
@@ -200,6 +210,23 @@ def markdown(data: dict) -> str:
             cells = [f"{_percent(entry['per_system_accuracy'][s])} ({entry['per_system_count'][s]})"
                      for s in CRYSTAL_SYSTEMS]
             lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    confident = [e for e in data["results"] if e.get("confidence")]
+    if confident:
+        threshold = confident[0]["confidence"]["threshold"]
+        lines += ["", f"Confidence: the share of patterns whose top space-group probability is "
+                  f"at least {100 * threshold:.0f} % (below it the Classify page flags a "
+                  "prediction as low confidence), top-1 accuracy on each side, and the expected "
+                  "calibration error (patterns-weighted mean gap between top probability and "
+                  "accuracy in 10 bins; 0 when calibrated). Percent.", "",
+                  "| Model | Set | confident share | top-1 when confident | top-1 when flagged | "
+                  "calibration error (SG) | calibration error (system) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for entry in confident:
+            c = entry["confidence"]
+            lines.append(
+                f"| {entry['model']} | {entry['set']} | {_percent(c['share'])} | "
+                f"{_percent(c['accuracy_above'])} | {_percent(c['accuracy_below'])} | "
+                f"{_percent(c['ece_space_group'])} | {_percent(c['ece_crystal_system'])} |")
     notes = [f"{s['set']}: skipped, {s['reason']}." for s in data.get("skipped", [])]
     notes += [f"{f['model']}: failed on {f.get('set') or 'loading'}: {f['error']}"
               for f in data.get("failed", [])]

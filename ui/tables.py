@@ -27,7 +27,9 @@ def as_text(frame: pd.DataFrame, formats: Mapping[str, str]) -> pd.DataFrame:
 
 
 def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float | np.floating) and not np.isfinite(value))
+    if value is None or pd.isna(value):
+        return False
+    return not (isinstance(value, float | np.floating) and np.isinf(value))
 
 
 def right_aligned_columns(columns) -> dict:

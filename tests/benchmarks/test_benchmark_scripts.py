@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
+from core.classify import LOW_CONFIDENCE
 
 BENCHMARKS = PROJECT / "benchmarks"
 SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
@@ -100,6 +101,9 @@ def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
         assert set(entry["metrics"]) == METRIC_KEYS
         assert entry["metrics"]["n"] > 0 and entry["seconds"] >= 0
         assert set(entry["per_system_accuracy"]) == SYSTEMS
+        confidence = entry["confidence"]
+        assert confidence["threshold"] == LOW_CONFIDENCE and 0 <= confidence["share"] <= 1
+        assert 0 <= confidence["ece_space_group"] <= 1 and 0 <= confidence["ece_crystal_system"] <= 1
     if RRUFF_DEV.exists():
         rruff = next(e for e in data["results"] if e["set"].startswith("RRUFF"))
         assert rruff["metrics"]["n"] == 20
@@ -113,6 +117,7 @@ def test_results_md_has_both_sections(quick_run):
         assert title in text[start:end]
     assert "Machine:" in text and "TensorFlow" in text and "Quick run" in text
     assert "| Profiles rendered" in text and "| default |" in text
+    assert "| Model | Set | confident share |" in text
 
 
 def test_report_only_rebuilds_results_from_the_json_files(quick_run):

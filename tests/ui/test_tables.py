@@ -17,8 +17,8 @@ def test_as_text_formats_the_named_columns_and_marks_every_kind_of_gap():
 
 
 def test_as_text_keeps_an_object_column_with_none():
-    frame = pd.DataFrame({"value": pd.Series([1.25, None], dtype=object)})
-    assert list(as_text(frame, {"value": "{:.1f}"})["value"]) == ["1.2", MISSING]
+    frame = pd.DataFrame({"value": pd.Series([1.25, None, pd.NA], dtype=object)})
+    assert list(as_text(frame, {"value": "{:.1f}"})["value"]) == ["1.2", MISSING, MISSING]
 
 
 def test_right_aligned_columns_configures_each_column():
