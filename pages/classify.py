@@ -17,6 +17,7 @@ from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
 from core.registry import ModelError
 from core.symmetry import by_number
 from ui import classify_data as data
+from ui.cards import external_confidence
 from ui.figures_classify import confusion_figure, pattern_figure, systems_figure, top_groups_figure
 from ui.state import load_classifier, usable_models
 
@@ -227,6 +228,11 @@ if prediction.low_confidence:
     st.warning(f"Low confidence: the best space group, {top_number} {top_symbol}, has only "
                f"{top_probability:.1%} probability (below {LOW_CONFIDENCE:.0%}). Treat the "
                "ranking as a shortlist, not an answer.")
+record = classifier.metadata.name + ("" if classifier.adjust_prior or not loaded.adjust_prior
+                                     else " (raw output)")  # as benchmarks/accuracy.py files it
+trust = data.trust_note(external_confidence(record), prediction.low_confidence)
+if trust:
+    st.caption(trust)
 if truth is not None:
     rank = data.truth_rank(prediction, truth)
     truth_text = f"{truth} {by_number(truth).symbol} ({by_number(truth).crystal_system})"

@@ -38,15 +38,25 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return as_text(table, {column: "{:.1f}" for column in table.columns})
 
 
-def external_results(model_name: str, path: Path = ACCURACY_RESULTS) -> dict[str, dict]:
+def external_results(model_name: str, path: Path | None = None) -> dict[str, dict]:
     """Metrics of ``model_name`` on the real evaluation sets, as written by
     ``benchmarks/accuracy.py`` (empty when the benchmark has not been run)."""
+    return {entry["set"]: entry["metrics"] for entry in _benchmark_entries(model_name, path)}
+
+
+def external_confidence(model_name: str, path: Path | None = None) -> dict[str, dict]:
+    """How often ``model_name`` was right when confident and when flagged, per real
+    evaluation set (``benchmarks/accuracy.py``'s ``confidence`` entries; empty without them)."""
+    return {entry["set"]: entry["confidence"] for entry in _benchmark_entries(model_name, path)
+            if isinstance(entry.get("confidence"), dict)}
+
+
+def _benchmark_entries(model_name: str, path: Path | None) -> list[dict]:
     try:
-        results = json.loads(path.read_text())
+        results = json.loads((path or ACCURACY_RESULTS).read_text())
     except (OSError, ValueError):
-        return {}
-    return {entry["set"]: entry["metrics"] for entry in results.get("results", [])
-            if entry.get("model") == model_name}
+        return []
+    return [entry for entry in results.get("results", []) if entry.get("model") == model_name]
 
 
 def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict[str, str]:

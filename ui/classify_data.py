@@ -376,3 +376,21 @@ def json_lines(predictions: Sequence[Prediction]) -> str:
 def json_list(predictions: Sequence[Prediction]) -> str:
     """The same objects as one JSON list."""
     return json.dumps([p.to_json() for p in predictions], indent=1)
+
+
+def trust_note(confidence: dict[str, dict], low_confidence: bool) -> str | None:
+    """How far to trust one prediction, from the model's record on a real evaluation set
+    (``confidence``: set name -> ``benchmarks/accuracy.py`` confidence entry; RRUFF is
+    preferred, as measured patterns like the user's). ``None`` without a usable record."""
+    if not confidence:
+        return None
+    name = next((s for s in confidence if s.startswith("RRUFF")), next(iter(confidence)))
+    entry = confidence[name]
+    threshold, share = entry.get("threshold"), entry.get("share")
+    right = entry.get("accuracy_below" if low_confidence else "accuracy_above")
+    if threshold is None or share is None or right is None or right != right:
+        return None
+    side, kept = ("below", 1 - share) if low_confidence else ("at or above", share)
+    return (f"How far to trust it: on {name}, this model's predictions with a top probability "
+            f"{side} {threshold:.0%} ({kept:.0%} of the set) had the right space group first "
+            f"{right:.0%} of the time.")

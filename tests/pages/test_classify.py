@@ -240,6 +240,30 @@ def test_raw_output_toggle_matches_the_cli(tiny_model, tmp_path):
     _assert_same(raw, _cli(tmp_path, list(files), "--raw-output"))
 
 
+def test_the_detail_says_how_far_to_trust_a_prediction(tiny_model, tmp_path, monkeypatch):
+    from ui import cards
+
+    record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.6, "accuracy_below": 0.07}
+    raw = {**record, "share": 0.2, "accuracy_above": 0.5, "accuracy_below": 0.11}
+    results = tmp_path / "accuracy.json"
+    results.write_text(json.dumps({"results": [
+        {"model": "tiny", "set": "RRUFF rruff_dev (222 real patterns)", "confidence": record},
+        {"model": "tiny (raw output)", "set": "RRUFF rruff_dev (222 real patterns)",
+         "confidence": raw}]}))
+    monkeypatch.setattr(cards, "ACCURACY_RESULTS", results)
+    at = _upload(_app(), {"Si.xy": GOOD["Si.xy"]})
+    for expected in (record, raw):
+        flagged = _result(at).predictions[0].low_confidence
+        side, kept, right = (("below", 1 - expected["share"], expected["accuracy_below"]) if flagged
+                             else ("at or above", expected["share"], expected["accuracy_above"]))
+        notes = [c.value for c in at.caption if c.value.startswith("How far to trust it")]
+        assert notes == [f"How far to trust it: on RRUFF rruff_dev (222 real patterns), this model's "
+                         f"predictions with a top probability {side} 25% ({kept:.0%} of the set) "
+                         f"had the right space group first {right:.0%} of the time."], notes
+        at.toggle(key="classify_prior").set_value(False).run()  # raw output: its own record
+        assert not at.exception
+
+
 def test_custom_wavelength(tiny_model):
     at = _upload(_app(), {"tio2.csv": GOOD["tio2.csv"]})
     at.selectbox(key="classify_wavelength").set_value("custom").run()

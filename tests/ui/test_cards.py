@@ -6,7 +6,8 @@ import numpy as np
 
 from core.evaluation import evaluate
 from core.registry import ModelMetadata
-from ui.cards import external_results, metrics_table, shown, training_summary
+from ui.cards import (external_confidence, external_results, metrics_table, shown,
+                      training_summary)
 
 
 def test_metrics_table_puts_baselines_beside_the_model():
@@ -36,6 +37,17 @@ def test_external_results_reads_the_accuracy_benchmark(tmp_path):
         {"model": "other", "set": "RRUFF", "metrics": {"top1": 0.1}}]}))
     assert external_results("default", path) == {"RRUFF": {"top1": 0.5}}
     assert external_results("default", tmp_path / "missing.json") == {}
+
+
+def test_external_confidence_reads_only_entries_that_have_it(tmp_path):
+    path = tmp_path / "accuracy.json"
+    record = {"threshold": 0.25, "share": 0.4}
+    path.write_text(json.dumps({"results": [
+        {"model": "default", "set": "RRUFF", "metrics": {}, "confidence": record},
+        {"model": "default", "set": "COD", "metrics": {}},
+        {"model": "other", "set": "RRUFF", "confidence": {"share": 0.9}}]}))
+    assert external_confidence("default", path) == {"RRUFF": record}
+    assert external_confidence("default", tmp_path / "missing.json") == {}
 
 
 def test_training_summary_describes_grid_and_data():

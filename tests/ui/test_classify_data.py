@@ -314,3 +314,24 @@ def test_display_table_puts_a_short_status_after_the_file(classifier):
     assert "zip" in status["broken.zip"] and status["broken.zip"].startswith("error: ")
     errors = dict(zip(table["file"], table["error"]))
     assert errors["empty.xy"].endswith(status["empty.xy"][len("error: "):])
+
+
+def test_trust_note_quotes_the_side_of_the_line_a_prediction_is_on():
+    rruff = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.6, "accuracy_below": 0.07}
+    cod = {"threshold": 0.25, "share": 0.5, "accuracy_above": 0.9, "accuracy_below": 0.2}
+    both = {"COD cod_cifs": cod, "RRUFF rruff_dev": rruff}
+    assert data.trust_note(both, low_confidence=False) == (
+        "How far to trust it: on RRUFF rruff_dev, this model's predictions with a top "
+        "probability at or above 25% (30% of the set) had the right space group first 60% of "
+        "the time.")
+    flagged = data.trust_note(both, low_confidence=True)
+    assert "below 25% (70% of the set)" in flagged and "first 7% of the time" in flagged
+    assert "on COD cod_cifs" in data.trust_note({"COD cod_cifs": cod}, low_confidence=False)
+
+
+def test_trust_note_is_silent_without_a_usable_record():
+    assert data.trust_note({}, low_confidence=True) is None
+    everything_confident = {"threshold": 0.25, "share": 1.0, "accuracy_above": 0.5,
+                            "accuracy_below": float("nan")}
+    assert data.trust_note({"RRUFF": everything_confident}, low_confidence=True) is None
+    assert data.trust_note({"RRUFF": {"share": 0.5}}, low_confidence=False) is None
