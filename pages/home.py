@@ -5,7 +5,8 @@ import streamlit as st
 
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
-from ui.cards import external_results, metrics_table, shown, training_summary
+from ui.cards import (confidence_summary, external_confidence, external_results, metrics_table,
+                      shown, training_summary)
 from ui.routing import ensure_app_navigation
 from ui.tables import right_aligned_columns
 
@@ -52,8 +53,11 @@ else:
     show_metrics(table)
 
 external = external_results(meta.name)
+confidence = external_confidence(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
     show_metrics(metrics_table(metrics))
+    if set_name in confidence:
+        st.caption(confidence_summary(confidence[set_name]))
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")

@@ -51,6 +51,19 @@ def external_confidence(model_name: str, path: Path | None = None) -> dict[str, 
             if isinstance(entry.get("confidence"), dict)}
 
 
+def confidence_summary(record: dict) -> str:
+    """One sentence from a ``benchmarks/accuracy.py`` confidence entry: how many predictions
+    clear the low-confidence line and how often each side is right."""
+    def percent(value) -> str:
+        return "—" if value is None or value != value else f"{value:.0%}"
+
+    return (f"Top space-group probability at least {record['threshold']:.0%} (not flagged as "
+            f"low confidence) for {percent(record['share'])} of the patterns: right first "
+            f"{percent(record['accuracy_above'])} of the time, against "
+            f"{percent(record['accuracy_below'])} for the flagged rest. Calibration error "
+            f"{percent(record.get('ece_space_group'))} (0 when the probabilities are honest).")
+
+
 def _benchmark_entries(model_name: str, path: Path | None) -> list[dict]:
     try:
         results = json.loads((path or ACCURACY_RESULTS).read_text())

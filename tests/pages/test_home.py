@@ -24,3 +24,27 @@ def test_app_navigation_lists_every_page():
     at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value == "xrd-classify"
+
+
+def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from core.evaluation import evaluate
+    from ui import cards
+
+    rng = np.random.default_rng(0)
+    metrics = evaluate(rng.integers(1, 231, 40), rng.dirichlet(np.ones(230), 40)).to_dict()
+    record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.4, "accuracy_below": 0.1,
+              "ece_space_group": 0.05}
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps({"results": [
+        {"model": "default", "set": "RRUFF test set", "metrics": metrics, "confidence": record},
+        {"model": "default", "set": "COD test set", "metrics": metrics}]}))
+    monkeypatch.setattr(cards, "ACCURACY_RESULTS", path)
+    at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert {"RRUFF test set", "COD test set"} <= {h.value for h in at.subheader}
+    assert [c.value for c in at.caption if "low confidence" in c.value] == [
+        cards.confidence_summary(record)]

@@ -6,7 +6,7 @@ import numpy as np
 
 from core.evaluation import evaluate
 from core.registry import ModelMetadata
-from ui.cards import (external_confidence, external_results, metrics_table, shown,
+from ui.cards import (confidence_summary, external_confidence, external_results, metrics_table, shown,
                       training_summary)
 
 
@@ -77,3 +77,14 @@ def test_training_summary_names_the_model_a_run_continued():
     continued = ModelMetadata(name="m", kind="resnet1d",
                               hyperparameters={"initial_model": "stage1", "epochs": 4})
     assert "'stage1'" in training_summary(continued)["Started from"]
+
+
+def test_confidence_summary_reads_as_one_sentence():
+    text = confidence_summary({"threshold": 0.25, "share": 0.3, "accuracy_above": 0.4,
+                               "accuracy_below": 0.1, "ece_space_group": 0.052})
+    assert text == ("Top space-group probability at least 25% (not flagged as low confidence) "
+                    "for 30% of the patterns: right first 40% of the time, against 10% for the "
+                    "flagged rest. Calibration error 5% (0 when the probabilities are honest).")
+    assert "against — for" in confidence_summary({"threshold": 0.25, "share": 1.0,
+                                                 "accuracy_above": 0.4,
+                                                 "accuracy_below": float("nan")})
