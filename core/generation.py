@@ -63,14 +63,23 @@ class _TimeLimit:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.armed = threading.current_thread() is threading.main_thread()
+        self.expired = False
 
     def _expire(self, signum, frame):
+        self.expired = True
         raise TimeoutError(f"gave up after {self.seconds:g} s")
 
-    def __enter__(self):
+    def check(self) -> None:
+        """Raise TimeoutError if the limit passed, even where library code swallowed the
+        error raised at that moment (pyxtal retries after some of its own exceptions)."""
+        if self.expired:
+            raise TimeoutError(f"gave up after {self.seconds:g} s")
+
+    def __enter__(self) -> "_TimeLimit":
         if self.armed:
             self.previous = signal.signal(signal.SIGALRM, self._expire)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
 
     def __exit__(self, *exc):
         if self.armed:
@@ -83,8 +92,9 @@ def _synthetic_job(args) -> tuple[str, int, PeakList | str]:
     number, seed, index, spec, wavelength = args
     rng = np.random.default_rng([seed, index, number])
     try:
-        with _TimeLimit(CRYSTAL_TIME_LIMIT_S):
+        with _TimeLimit(CRYSTAL_TIME_LIMIT_S) as limit:
             structure = random_crystal(number, rng, spec)
+            limit.check()
             return f"syn-{seed}-{index}-sg{number}", number, simulate(structure, wavelength)
     except Exception as exc:  # a failed or abandoned crystal is counted, never fatal
         return f"syn-{seed}-{index}-sg{number}", number, f"{exc.__class__.__name__}: {exc}"

@@ -177,3 +177,15 @@ def test_space_groups_by_prior_follows_the_prior():
     prior = space_group_prior()
     common = np.argsort(prior)[-5:]
     np.testing.assert_allclose(observed[common], prior[common], rtol=0.15)
+
+
+def test_time_limit_check_catches_an_expiry_that_library_code_swallowed():
+    with generation._TimeLimit(0.05) as limit:
+        try:
+            time.sleep(1.0)  # the alarm raises here, inside "library code" ...
+        except TimeoutError:
+            pass  # ... which swallows it, as pyxtal does with some of its own retries
+        with pytest.raises(TimeoutError, match="gave up after 0.05 s"):
+            limit.check()
+    with generation._TimeLimit(5.0) as limit:
+        limit.check()  # not expired: nothing raised
