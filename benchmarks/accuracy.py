@@ -137,8 +137,7 @@ def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: s
     (filed under ``label``, default the model's name)."""
     from core.classify import LOW_CONFIDENCE
     from core.evalsets import evaluate_model
-    from core.evaluation import (accuracy_above, expected_calibration_error, per_system_accuracy,
-                                 reliability)
+    from core.evaluation import confidence_record, per_system_accuracy
     from core.symmetry import CRYSTAL_SYSTEMS, system_index_of_numbers
 
     result = evaluate_model(classifier, evaluation_set.labelled)
@@ -154,14 +153,7 @@ def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: s
         "skipped_files": len(evaluation_set.labelled.skipped),
         "per_system_accuracy": per_system_accuracy(result.labels, result.probabilities),
         "per_system_count": {s: int(c) for s, c in zip(CRYSTAL_SYSTEMS, counts)},
-        "confidence": {
-            "threshold": LOW_CONFIDENCE,
-            **accuracy_above(result.labels, result.probabilities, LOW_CONFIDENCE),
-            "ece_space_group": expected_calibration_error(
-                reliability(result.labels, result.probabilities)),
-            "ece_crystal_system": expected_calibration_error(
-                reliability(result.labels, result.probabilities, level="crystal_system")),
-        },
+        "confidence": confidence_record(result.labels, result.probabilities, LOW_CONFIDENCE),
         "note": evaluation_set.note,
         "quick": quick,
     }

@@ -198,3 +198,17 @@ def accuracy_above(true_numbers: np.ndarray, probabilities: np.ndarray, threshol
 
     return {"share": mean(sure), "accuracy_above": mean(correct[sure]),
             "accuracy_below": mean(correct[~sure])}
+
+
+def confidence_record(true_numbers: np.ndarray, probabilities: np.ndarray,
+                      threshold: float) -> dict[str, float]:
+    """A model's confidence in one dict: ``threshold``, the :func:`accuracy_above` split at it
+    (space groups) and the expected calibration error of space groups and crystal systems
+    (``ece_space_group``, ``ece_crystal_system``)."""
+    return {
+        "threshold": threshold,
+        **accuracy_above(true_numbers, probabilities, threshold),
+        "ece_space_group": expected_calibration_error(reliability(true_numbers, probabilities)),
+        "ece_crystal_system": expected_calibration_error(
+            reliability(true_numbers, probabilities, level="crystal_system")),
+    }

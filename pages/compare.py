@@ -12,8 +12,9 @@ import streamlit as st
 from core import dataset as store
 from core import evalsets, registry
 from core.classify import LOW_CONFIDENCE
-from core.evaluation import (confidence_curve, per_class_report, per_system_accuracy,
-                             reliability, space_group_confusion, system_confusion, top_k)
+from core.evaluation import (CONFIDENCE_LEVELS, confidence_curve, per_class_report,
+                             per_system_accuracy, reliability, space_group_confusion,
+                             system_confusion, top_k)
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
@@ -223,7 +224,7 @@ _figure(figs.per_system_accuracy_figure(
     "gaps are systems absent from the set.")
 
 st.header("Confidence")
-level = st.radio("Top choice of", ["space_group", "crystal_system"], horizontal=True,
+level = st.radio("Top choice of", list(CONFIDENCE_LEVELS), horizontal=True,
                  key="compare_confidence_level", format_func=lambda v: v.replace("_", " "))
 left, right = st.columns(2)
 with left:

@@ -42,7 +42,6 @@ if meta.description:
 facts = training_summary(meta, epochs_run=len(load_history(meta.name)) or None)
 st.table(pd.DataFrame({"value": list(facts.values())}, index=list(facts.keys())))
 
-
 st.subheader("Held-out synthetic test split")
 st.caption("Percent. Baselines: always predicting the most common class, and guessing with the "
            "test set's own class frequencies.")

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from core.evalsets import LabelledSet, ModelEvaluation, labelled_folder
-from core.evaluation import accuracy_above, expected_calibration_error, reliability
-from ui.tables import as_text
+from core.evaluation import confidence_record
 from core.symmetry import system_index_of_numbers
+from ui.tables import as_text
 
 MAX_UPLOAD_BYTES = 200 * 2**20
 MAX_FILES = 5000
@@ -241,15 +241,13 @@ def confidence_table(evaluations: list[ModelEvaluation], threshold: float) -> pd
     crystal systems."""
     rows = {}
     for e in evaluations:
-        split = accuracy_above(e.labels, e.probabilities, threshold)
+        record = confidence_record(e.labels, e.probabilities, threshold)
         rows[e.model] = {
-            "flagged low confidence": 1 - split["share"],
-            "accuracy, not flagged": split["accuracy_above"],
-            "accuracy, flagged": split["accuracy_below"],
-            "calibration error (space group)": expected_calibration_error(
-                reliability(e.labels, e.probabilities)),
-            "calibration error (crystal system)": expected_calibration_error(
-                reliability(e.labels, e.probabilities, level="crystal_system")),
+            "flagged low confidence": 1 - record["share"],
+            "accuracy, not flagged": record["accuracy_above"],
+            "accuracy, flagged": record["accuracy_below"],
+            "calibration error (space group)": record["ece_space_group"],
+            "calibration error (crystal system)": record["ece_crystal_system"],
         }
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"

@@ -11,6 +11,7 @@ from core.evaluation import (
     Metrics,
     accuracy_above,
     confidence_curve,
+    confidence_record,
     crystal_system_probabilities,
     evaluate,
     expected_calibration_error,
@@ -202,3 +203,14 @@ def test_crystal_system_confidence_sums_the_groups_of_a_system():
     assert confidence[0] == pytest.approx(0.6) and correct[0]
     with pytest.raises(ValueError, match="level"):
         top_choice(np.array([3]), probabilities, "lattice")
+
+
+def test_confidence_record_gathers_the_split_and_both_calibration_errors():
+    labels, probabilities = _four_patterns()
+    record = confidence_record(labels, probabilities, 0.5)
+    assert record["threshold"] == 0.5
+    assert {k: record[k] for k in ("share", "accuracy_above", "accuracy_below")} == \
+        accuracy_above(labels, probabilities, 0.5)
+    assert record["ece_space_group"] == expected_calibration_error(reliability(labels, probabilities))
+    assert record["ece_crystal_system"] == expected_calibration_error(
+        reliability(labels, probabilities, level="crystal_system"))
