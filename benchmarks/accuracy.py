@@ -135,18 +135,29 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
 def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: str | None = None) -> dict:
     """One results entry: metrics, per-system accuracy and timing of a model on a set
     (filed under ``label``, default the model's name)."""
-    from core.classify import LOW_CONFIDENCE
     from core.evalsets import evaluate_model
+
+    return entry_of(evaluate_model(classifier, evaluation_set.labelled), classifier.metadata.kind,
+                    evaluation_set, quick, label)
+
+
+def entry_of(result, kind: str, evaluation_set: EvaluationSet, quick: bool,
+             label: str | None = None) -> dict:
+    """The results entry of a :class:`core.evalsets.ModelEvaluation`: its metrics with 95 %
+    bootstrap intervals, per-system accuracy, confidence and timing."""
+    from core.classify import LOW_CONFIDENCE
     from core.evaluation import confidence_record, per_system_accuracy
+    from core.intervals import INTERVAL_METRICS, metric_interval
     from core.symmetry import CRYSTAL_SYSTEMS, system_index_of_numbers
 
-    result = evaluate_model(classifier, evaluation_set.labelled)
     counts = np.bincount(system_index_of_numbers(result.labels), minlength=7)
     return {
-        "model": label or classifier.metadata.name,
-        "kind": classifier.metadata.kind,
+        "model": label or result.model,
+        "kind": kind,
         "set": evaluation_set.label,
         "metrics": result.metrics.to_dict(),
+        "intervals": {metric: metric_interval(result.labels, result.probabilities, metric).to_dict()
+                      for metric in INTERVAL_METRICS},
         "seconds": round(result.seconds, 2),
         "set_seconds": round(evaluation_set.build_seconds, 2),
         "unclassified": int(len(evaluation_set.labelled) - result.metrics.n),
@@ -163,6 +174,22 @@ def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: s
 
 def _percent(value) -> str:
     return "n/a" if value is None or value != value else f"{100 * value:.1f}"
+
+
+METRIC_LABELS = {"top1": "SG top-1", "top5": "SG top-5", "balanced_accuracy": "Balanced acc.",
+                 "macro_f1": "Macro-F1", "system_accuracy": "System acc."}
+
+
+def interval_text(interval: dict | None, signed: bool = False) -> str:
+    """``12.3 (8.1 to 16.7)`` in percent from an :class:`core.intervals.Interval` dict
+    (``+1.4 (-2.3 to +5.0)`` when ``signed``, for differences)."""
+    if not interval:
+        return "n/a"
+    number = "{:+.1f}" if signed else "{:.1f}"
+    text = number.format(100 * interval["estimate"])
+    if interval["low"] != interval["low"]:  # NaN: too few patterns to resample
+        return text
+    return f"{text} ({number.format(100 * interval['low'])} to {number.format(100 * interval['high'])})"
 
 
 def markdown(data: dict) -> str:
@@ -202,6 +229,17 @@ def markdown(data: dict) -> str:
             cells = [f"{_percent(entry['per_system_accuracy'][s])} ({entry['per_system_count'][s]})"
                      for s in CRYSTAL_SYSTEMS]
             lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
+    bounded = [e for e in data["results"] if e.get("intervals")]
+    if bounded:
+        lines += ["", "How precisely each set measures it: every metric with its 95 % bootstrap "
+                  "interval over the set's patterns (1,000 resamples; percent). Two models whose "
+                  "intervals overlap may still differ reliably: `selection.py` reports paired "
+                  "intervals of the difference.", "",
+                  "| Model | Set | " + " | ".join(METRIC_LABELS.values()) + " |",
+                  "|---|---|" + "---:|" * len(METRIC_LABELS)]
+        for entry in bounded:
+            cells = [interval_text(entry["intervals"].get(metric)) for metric in METRIC_LABELS]
+            lines.append(f"| {entry['model']} | {entry['set']} | " + " | ".join(cells) + " |")
     confident = [e for e in data["results"] if e.get("confidence")]
     if confident:
         threshold = confident[0]["confidence"]["threshold"]

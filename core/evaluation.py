@@ -71,11 +71,10 @@ def evaluate(true_numbers: np.ndarray, probabilities: np.ndarray) -> Metrics:
         n=len(y),
         top1=float(np.mean(predicted == y)),
         top5=float(np.mean(np.any(ranked == y[:, None], axis=1))),
-        balanced_accuracy=float(_balanced_accuracy(y, predicted)),
-        macro_f1=float(skm.f1_score(y, predicted, labels=np.unique(y), average="macro",
-                                    zero_division=0)),
+        balanced_accuracy=balanced_accuracy(y, predicted),
+        macro_f1=macro_f1(y, predicted),
         system_accuracy=float(np.mean(predicted_system == true_system)),
-        system_balanced_accuracy=float(_balanced_accuracy(true_system, predicted_system)),
+        system_balanced_accuracy=balanced_accuracy(true_system, predicted_system),
         majority_top1=float(frequencies.max()),
         majority_top5=float(np.sort(frequencies)[-5:].sum()),
         frequency_top1=float(np.sum(frequencies ** 2)),
@@ -84,13 +83,20 @@ def evaluate(true_numbers: np.ndarray, probabilities: np.ndarray) -> Metrics:
     )
 
 
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean recall over the classes present in ``y_true`` (scikit-learn's definition)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # predicted classes absent from y_true
-        return skm.balanced_accuracy_score(y_true, y_pred)
+        return float(skm.balanced_accuracy_score(y_true, y_pred))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """F1 averaged over the classes present in ``y_true`` (a predicted class the set does not
+    hold lowers the precision of the others, but is not averaged in itself)."""
+    return float(skm.f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro",
+                              zero_division=0))
 
 
 def system_confusion(true_numbers: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

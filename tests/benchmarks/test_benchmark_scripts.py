@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
 from core.classify import LOW_CONFIDENCE
+from core.intervals import INTERVAL_METRICS
 
 BENCHMARKS = PROJECT / "benchmarks"
 SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
@@ -104,6 +105,10 @@ def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
         confidence = entry["confidence"]
         assert confidence["threshold"] == LOW_CONFIDENCE and 0 <= confidence["share"] <= 1
         assert 0 <= confidence["ece_space_group"] <= 1 and 0 <= confidence["ece_crystal_system"] <= 1
+        assert set(entry["intervals"]) == set(INTERVAL_METRICS)
+        for metric, interval in entry["intervals"].items():
+            assert interval["estimate"] == pytest.approx(entry["metrics"][metric])
+            assert interval["low"] <= interval["estimate"] <= interval["high"]
     if RRUFF_DEV.exists():
         rruff = next(e for e in data["results"] if e["set"].startswith("RRUFF"))
         assert rruff["metrics"]["n"] == 20
@@ -118,6 +123,7 @@ def test_results_md_has_both_sections(quick_run):
     assert "Machine:" in text and "TensorFlow" in text and "Quick run" in text
     assert "| Profiles rendered" in text and "| default |" in text
     assert "| Model | Set | confident share |" in text
+    assert "95 % bootstrap interval" in text and "| Model | Set | SG top-1 | SG top-5 |" in text
 
 
 def test_report_only_rebuilds_results_from_the_json_files(quick_run):
@@ -159,6 +165,17 @@ def test_selection_scores_every_model_on_the_same_held_out_rows(tiny_model, tmp_
     text = (tmp_path / "results.md").read_text()
     section = text[text.index("<!-- selection -->"):text.index("<!-- /selection -->")]
     assert "| tiny | small test split |" in section and "Wrote" in result.stdout
+    # 'default' is compared with 'tiny', the first model, like with like.
+    pairs = {(d["model"], d["against"], d["set"]) for d in data["differences"]}
+    assert pairs == {("default", "tiny", "small test split"),
+                     ("default (raw output)", "tiny (raw output)", "small test split")}
+    for entry in data["differences"]:
+        model = next(e for e in data["results"] if e["model"] == entry["model"])
+        against = next(e for e in data["results"] if e["model"] == entry["against"])
+        top1 = entry["intervals"]["top1"]
+        assert top1["estimate"] == pytest.approx(model["metrics"]["top1"] - against["metrics"]["top1"])
+        assert top1["low"] <= top1["estimate"] <= top1["high"]
+    assert "| default | tiny | small test split |" in section
 
 
 def test_selection_can_also_score_clean_profiles_of_the_same_rows(small_dataset, tmp_path):
