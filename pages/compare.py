@@ -15,11 +15,13 @@ from core.classify import LOW_CONFIDENCE
 from core.evaluation import (CONFIDENCE_LEVELS, confidence_curve, per_class_report,
                              per_system_accuracy, reliability, space_group_confusion,
                              system_confusion, top_k)
+from core.intervals import INTERVAL_METRICS
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
 from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, TEXT_COLUMNS, UploadError,
-                             confidence_table, labelled_upload, metrics_frame, style_metrics)
+                             confidence_table, difference_table, interval_table, labelled_upload,
+                             metrics_frame, style_metrics)
 from ui.routing import ensure_app_navigation
 from ui.tables import right_aligned_columns
 
@@ -35,8 +37,9 @@ MAX_SETS, MAX_EVALUATIONS = 6, 48
 
 @st.cache_resource
 def _cache() -> dict:
-    """Evaluation sets and evaluations shared by all sessions, most recently used last."""
-    return {"sets": OrderedDict(), "evaluations": OrderedDict()}
+    """Evaluation sets, evaluations and their interval tables shared by all sessions, most
+    recently used last."""
+    return {"sets": OrderedDict(), "evaluations": OrderedDict(), "intervals": OrderedDict()}
 
 
 def _remember(table: OrderedDict, key: tuple, value, limit: int):
@@ -132,12 +135,28 @@ def _shared_set(kind: str) -> tuple[tuple, evalsets.LabelledSet]:
     return key, sets[key]
 
 
+def _evaluation_key(name: str, set_key: tuple) -> tuple:
+    return name, _mtime(registry.model_path(name) / registry.MODEL_FILE), set_key
+
+
+def _interval_tables(evaluations: list[evalsets.ModelEvaluation], set_key: tuple,
+                     metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each model's ``metric`` with its bootstrap interval, and the paired differences of
+    every pair; cached, as resampling macro-F1 takes seconds."""
+    key = (tuple(_evaluation_key(e.model, set_key) for e in evaluations), metric)
+    tables = _cache()["intervals"]
+    if key not in tables:
+        with st.spinner("Resampling the patterns…"):
+            _remember(tables, key, (interval_table(evaluations, metric),
+                                    difference_table(evaluations, metric)), MAX_EVALUATIONS)
+    return tables[key]
+
+
 def _evaluations(names: list[str], set_key: tuple,
                  labelled: evalsets.LabelledSet) -> list[evalsets.ModelEvaluation]:
     """Each model evaluated on the set, from the cache when the model file is unchanged."""
     cache = _cache()["evaluations"]
-    keys = [(name, _mtime(registry.model_path(name) / registry.MODEL_FILE), set_key)
-            for name in names]
+    keys = [_evaluation_key(name, set_key) for name in names]
     missing = [key for key in keys if key not in cache]
     bar = st.progress(0.0) if missing else None
     for done, key in enumerate(missing):
@@ -216,6 +235,25 @@ if labelled.skipped:
                      width="stretch", hide_index=True)
 st.caption("Figures download as interactive HTML (plotly.js from its CDN); PNG export would "
            "need kaleido and a Chrome browser, which the app does not install.")
+
+st.header("How sure are these numbers?")
+interval_metric = st.selectbox("Metric", list(INTERVAL_METRICS), key="compare_interval_metric",
+                               format_func=INTERVAL_METRICS.get)
+spread, pairs = _interval_tables(evaluations, set_key, interval_metric)
+st.dataframe(spread, width="stretch", column_config=right_aligned_columns(spread.columns))
+st.caption(f"Each model's {INTERVAL_METRICS[interval_metric]} {on_set}, with its 95 % bootstrap "
+           "interval: the range the value would likely take on another set of patterns like "
+           "this one (1,000 resamples of the patterns). Small sets give wide intervals.")
+if len(evaluations) > 1:
+    if pairs.empty:
+        st.info("No two models were scored on the same patterns, so they cannot be paired.")
+    else:
+        st.dataframe(pairs, width="stretch", hide_index=True,
+                     column_config=right_aligned_columns(pairs.columns[2:5]))
+        st.caption("Each pair of models: the first's value minus the second's, in points, with "
+                   "a paired 95 % interval (the same patterns resampled for both, which is "
+                   "narrower than the intervals above suggest). Where the interval contains 0, "
+                   "this set cannot tell the two models apart.")
 
 st.header("Per crystal system")
 _figure(figs.per_system_accuracy_figure(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.evalsets import LabelledSet, ModelEvaluation, labelled_folder
 from core.evaluation import confidence_record
+from core.intervals import Interval, difference_interval, metric_interval
 from core.symmetry import system_index_of_numbers
 from ui.tables import as_text
 
@@ -252,3 +253,43 @@ def confidence_table(evaluations: list[ModelEvaluation], threshold: float) -> pd
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"
     return as_text(frame, {column: "{:.1%}" for column in frame.columns})
+
+
+def interval_table(evaluations: list[ModelEvaluation], metric: str) -> pd.DataFrame:
+    """Per model, as text: ``metric`` (a key of :data:`core.intervals.INTERVAL_METRICS`) on
+    the set, with the low and high ends of its 95 % bootstrap interval."""
+    rows = {}
+    for e in evaluations:
+        interval = metric_interval(e.labels, e.probabilities, metric)
+        rows[e.model] = {"value": interval.estimate, "interval low": interval.low,
+                         "interval high": interval.high, SAMPLES: f"{e.metrics.n:,}"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return as_text(frame, {column: "{:.1%}" for column in ("value", "interval low", "interval high")})
+
+
+def difference_table(evaluations: list[ModelEvaluation], metric: str) -> pd.DataFrame:
+    """Every pair of models scored on the same patterns, as text: the first's ``metric``
+    minus the second's in points, with its paired 95 % bootstrap interval and what it says.
+    Pairs whose patterns differ (some did not fit one model's 2θ range) are left out."""
+    rows = []
+    for i, a in enumerate(evaluations):
+        for b in evaluations[i + 1:]:
+            if not np.array_equal(a.labels, b.labels):
+                continue
+            interval = difference_interval(a.labels, a.probabilities, b.probabilities, metric)
+            rows.append({"model": a.model, "minus": b.model,
+                         "difference (points)": 100 * interval.estimate,
+                         "interval low": 100 * interval.low, "interval high": 100 * interval.high,
+                         "verdict": _verdict(interval, a.model, b.model)})
+    columns = ["model", "minus", "difference (points)", "interval low", "interval high", "verdict"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return as_text(frame, {column: "{:+.1f}" for column in columns[2:5]})
+
+
+def _verdict(interval: Interval, first: str, second: str) -> str:
+    if interval.low != interval.low:  # NaN: too few patterns
+        return "too few patterns to tell"
+    if not interval.excludes_zero:
+        return "no clear difference on this set"
+    return f"{first if interval.estimate > 0 else second} is better"

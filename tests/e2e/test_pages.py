@@ -92,6 +92,11 @@ def test_compare_shows_confusion_matrices(page, tiny_model):
     metrics = page.locator('[data-testid="stDataFrame"]').first
     for model in ("default", name):
         expect(metrics).to_contain_text(model)
+    expect(page.get_by_role("heading", name="How sure are these numbers?")).to_be_visible()
+    intervals = page.locator('[data-testid="stDataFrame"]').nth(1)
+    expect(intervals).to_contain_text("interval low")
+    pairs = page.locator('[data-testid="stDataFrame"]').nth(2)  # each pair, and its verdict
+    expect(pairs).to_contain_text("verdict")
     wait_for_plots(page, ".st-key-compare_cs_counts")
     wait_for_plots(page, ".st-key-compare_sg_confusion")
     counts = plot_traces(page, ".st-key-compare_cs_counts")

@@ -15,6 +15,7 @@ from core import evalsets
 from core.classify import LOW_CONFIDENCE, Classifier
 from core.dataset import load
 from core.evaluation import accuracy_above
+from core.intervals import difference_interval, metric_interval
 from ui.compare_data import FREQUENCY, MAJORITY, METRIC_COLUMNS, SAMPLES, SECONDS
 
 PAGE = str(PROJECT / "pages" / "compare.py")
@@ -83,14 +84,26 @@ def test_bundled_test_split_matches_core(tiny_model):
     # matrix, scatter, curves.
     assert len(at.get("plotly_chart")) == 8
     assert at.selectbox(key="compare_detail_model").options == PAIR
-    confidence = at.dataframe[1].value
-    assert list(confidence.index) == PAIR
     labelled = evalsets.dataset_test_set(load("default"))
     direct = evalsets.evaluate_model(Classifier.load("default"), labelled)
+    tiny = evalsets.evaluate_model(Classifier.load("tiny"), labelled)
+    # How sure: each model's top-1 with its bootstrap interval, and the pair's difference.
+    spread, pairs = at.dataframe[1].value, at.dataframe[2].value
+    assert list(spread.index) == PAIR
+    interval = metric_interval(direct.labels, direct.probabilities, "top1")
+    assert [spread.loc["default", c] for c in ("value", "interval low", "interval high")] == [
+        f"{interval.estimate:.1%}", f"{interval.low:.1%}", f"{interval.high:.1%}"]
+    difference = difference_interval(direct.labels, direct.probabilities, tiny.probabilities, "top1")
+    assert pairs[["model", "minus"]].values.tolist() == [PAIR]
+    assert pairs.loc[0, "difference (points)"] == f"{100 * difference.estimate:+.1f}"
+    assert pairs.loc[0, "interval low"] == f"{100 * difference.low:+.1f}"
+    assert pairs.loc[0, "verdict"].endswith("is better" if difference.excludes_zero else "on this set")
+    confidence = at.dataframe[3].value
+    assert list(confidence.index) == PAIR
     split = accuracy_above(direct.labels, direct.probabilities, LOW_CONFIDENCE)
     assert confidence.loc["default", "flagged low confidence"] == f"{1 - split['share']:.1%}"
     assert confidence.loc["default", "accuracy, not flagged"] == f"{split['accuracy_above']:.1%}"
-    per_class = at.dataframe[2].value
+    per_class = at.dataframe[4].value
     assert {"space_group", "precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert per_class["f1"].is_monotonic_increasing
     # Switching the detail model and the figure options reruns from the cache, without errors.
@@ -98,9 +111,12 @@ def test_bundled_test_split_matches_core(tiny_model):
     at.checkbox(key="compare_present_only").uncheck()
     at.selectbox(key="compare_history_metric").set_value("loss")
     at.radio(key="compare_confidence_level").set_value("crystal_system")
+    at.selectbox(key="compare_interval_metric").set_value("macro_f1")
     at.run()
     assert not at.exception and not at.error
     assert at.dataframe[0].value.equals(table)
+    macro_f1 = metric_interval(direct.labels, direct.probabilities, "macro_f1")
+    assert at.dataframe[1].value.loc["default", "interval high"] == f"{macro_f1.high:.1%}"
 
 
 def test_a_dataset_a_model_trained_on_is_scored_on_that_models_held_out_rows(small_dataset):

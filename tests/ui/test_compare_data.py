@@ -151,3 +151,33 @@ def test_confidence_table_splits_at_the_low_confidence_line():
     assert table.loc["all_right", "accuracy, flagged"] == "—"  # nothing flagged
     gap = abs(0.9 - 1) + abs(0.6 - 0) + abs(0.2 - 1) + abs(0.1 - 0)
     assert row["calibration error (space group)"] == f"{gap / 4:.1%}"
+
+
+def test_interval_table_shows_each_models_metric_with_its_interval():
+    rng = np.random.default_rng(0)
+    labels = rng.choice([2, 14, 62, 225], size=200)
+    half = _evaluation("half", labels, np.where(np.arange(200) % 2 == 0, labels, 1), 1.0)
+    table = cd.interval_table([half], "top1")
+    row = table.loc["half"]
+    assert row["value"] == "50.0%" and row[cd.SAMPLES] == "200"
+    low, high = (float(row[c].rstrip("%")) for c in ("interval low", "interval high"))
+    assert 40 < low < 50 < high < 60  # about ±7 points for 200 patterns at 50 %
+
+
+def test_difference_table_names_the_better_model_only_when_the_set_can_tell():
+    rng = np.random.default_rng(1)
+    labels = rng.choice([2, 14, 62, 225], size=300)
+    right = rng.random(300)
+    good = _evaluation("good", labels, np.where(right < 0.7, labels, 1), 1.0)
+    poor = _evaluation("poor", labels, np.where(right < 0.2, labels, 1), 1.0)
+    almost = _evaluation("almost", labels, np.where(right < 0.69, labels, 1), 1.0)
+    other_set = _evaluation("other", labels[:100], labels[:100], 1.0)
+    table = cd.difference_table([good, poor, almost, other_set], "top1")
+    pairs = table.set_index(["model", "minus"])
+    assert set(pairs.index) == {("good", "poor"), ("good", "almost"), ("poor", "almost")}
+    assert pairs.loc[("good", "poor"), "verdict"] == "good is better"
+    assert pairs.loc[("poor", "almost"), "verdict"] == "almost is better"
+    assert pairs.loc[("good", "almost"), "verdict"] == "no clear difference on this set"
+    difference = 100 * (good.metrics.top1 - poor.metrics.top1)
+    assert pairs.loc[("good", "poor"), "difference (points)"] == f"{difference:+.1f}"
+    assert cd.difference_table([good], "top1").empty
