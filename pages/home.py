@@ -5,8 +5,8 @@ import streamlit as st
 
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
-from ui.cards import (confidence_summary, external_confidence, external_results, metrics_table,
-                      shown, training_summary)
+from ui.cards import (confidence_summary, external_confidence, external_intervals,
+                      external_results, metrics_table, shown, training_summary)
 from ui.routing import ensure_app_navigation
 from ui.tables import right_aligned_columns
 
@@ -53,9 +53,13 @@ else:
 
 external = external_results(meta.name)
 confidence = external_confidence(meta.name)
+intervals = external_intervals(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    show_metrics(metrics_table(metrics))
+    show_metrics(metrics_table(metrics, intervals.get(set_name)))
+    if set_name in intervals:
+        st.caption("The 95 % interval is the range the model's value would likely take on "
+                   "another set like this one (bootstrap over its patterns).")
     if set_name in confidence:
         st.caption(confidence_summary(confidence[set_name]))
 if not external:

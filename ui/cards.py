@@ -14,21 +14,33 @@ from ui.tables import as_text
 ACCURACY_RESULTS = PROJECT_ROOT / "benchmarks" / "accuracy.json"
 
 
-def metrics_table(metrics: dict) -> pd.DataFrame:
-    """Model metrics beside the majority-class and class-frequency baselines (percent)."""
+INTERVAL_COLUMNS = ("95 % interval low", "95 % interval high")
+
+
+def metrics_table(metrics: dict, intervals: dict | None = None) -> pd.DataFrame:
+    """Model metrics beside the majority-class and class-frequency baselines (percent).
+
+    ``intervals`` (``benchmarks/accuracy.py``'s bootstrap intervals, metric -> dict with
+    ``low`` and ``high``) adds the two ends of each metric's 95 % interval after the model."""
     if not metrics:
         return pd.DataFrame()
     rows = [
-        ("Space group top-1", metrics["top1"], metrics["majority_top1"], metrics["frequency_top1"]),
-        ("Space group top-5", metrics["top5"], metrics["majority_top5"], None),
-        ("Space group balanced accuracy", metrics["balanced_accuracy"], 1 / 230, None),
-        ("Space group macro-F1", metrics["macro_f1"], None, None),
-        ("Crystal system accuracy", metrics["system_accuracy"], metrics["majority_system"],
+        ("Space group top-1", "top1", metrics["majority_top1"], metrics["frequency_top1"]),
+        ("Space group top-5", "top5", metrics["majority_top5"], None),
+        ("Space group balanced accuracy", "balanced_accuracy", 1 / 230, None),
+        ("Space group macro-F1", "macro_f1", None, None),
+        ("Crystal system accuracy", "system_accuracy", metrics["majority_system"],
          metrics["frequency_system"]),
     ]
-    table = pd.DataFrame(rows, columns=["metric", "model", "majority class", "class frequency"])
-    for column in ("model", "majority class", "class frequency"):
-        table[column] = table[column].map(lambda v: None if v is None else round(100 * v, 1))
+    table = pd.DataFrame([(label, metrics[key], majority, frequency)
+                          for label, key, majority, frequency in rows],
+                         columns=["metric", "model", "majority class", "class frequency"])
+    if intervals:
+        bounds = [intervals.get(key) or {} for _, key, _, _ in rows]
+        for position, (column, end) in enumerate(zip(INTERVAL_COLUMNS, ("low", "high"))):
+            table.insert(2 + position, column, [b.get(end) for b in bounds])
+    for column in table.columns[1:]:
+        table[column] = table[column].map(lambda v: None if v is None or v != v else round(100 * v, 1))
     return table.set_index("metric")
 
 
@@ -42,6 +54,13 @@ def external_results(model_name: str, path: Path | None = None) -> dict[str, dic
     """Metrics of ``model_name`` on the real evaluation sets, as written by
     ``benchmarks/accuracy.py`` (empty when the benchmark has not been run)."""
     return {entry["set"]: entry["metrics"] for entry in _benchmark_entries(model_name, path)}
+
+
+def external_intervals(model_name: str, path: Path | None = None) -> dict[str, dict]:
+    """The 95 % bootstrap interval of each metric of ``model_name``, per real evaluation set
+    (``benchmarks/accuracy.py``'s ``intervals`` entries; empty without them)."""
+    return {entry["set"]: entry["intervals"] for entry in _benchmark_entries(model_name, path)
+            if isinstance(entry.get("intervals"), dict)}
 
 
 def external_confidence(model_name: str, path: Path | None = None) -> dict[str, dict]:

@@ -38,9 +38,11 @@ def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatc
     metrics = evaluate(rng.integers(1, 231, 40), rng.dirichlet(np.ones(230), 40)).to_dict()
     record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.4, "accuracy_below": 0.1,
               "ece_space_group": 0.05}
+    intervals = {"top1": {"estimate": metrics["top1"], "low": 0.011, "high": 0.123}}
     path = tmp_path / "accuracy.json"
     path.write_text(json.dumps({"results": [
-        {"model": "default", "set": "RRUFF test set", "metrics": metrics, "confidence": record},
+        {"model": "default", "set": "RRUFF test set", "metrics": metrics, "confidence": record,
+         "intervals": intervals},
         {"model": "default", "set": "COD test set", "metrics": metrics}]}))
     monkeypatch.setattr(cards, "ACCURACY_RESULTS", path)
     at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
@@ -48,3 +50,8 @@ def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatc
     assert {"RRUFF test set", "COD test set"} <= {h.value for h in at.subheader}
     assert [c.value for c in at.caption if "low confidence" in c.value] == [
         cards.confidence_summary(record)]
+    # Only the set with intervals shows them: RRUFF is the second table, COD the third.
+    rruff, cod = at.dataframe[1].value, at.dataframe[2].value
+    assert list(rruff.loc["Space group top-1", list(cards.INTERVAL_COLUMNS)]) == ["1.1", "12.3"]
+    assert "95 % interval low" not in cod.columns
+    assert sum("95 % interval" in c.value for c in at.caption) == 1

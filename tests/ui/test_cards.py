@@ -6,8 +6,8 @@ import numpy as np
 
 from core.evaluation import evaluate
 from core.registry import ModelMetadata
-from ui.cards import (confidence_summary, external_confidence, external_results, metrics_table, shown,
-                      training_summary)
+from ui.cards import (INTERVAL_COLUMNS, confidence_summary, external_confidence, external_intervals,
+                      external_results, metrics_table, shown, training_summary)
 
 
 def test_metrics_table_puts_baselines_beside_the_model():
@@ -88,3 +88,30 @@ def test_confidence_summary_reads_as_one_sentence():
     assert "against — for" in confidence_summary({"threshold": 0.25, "share": 1.0,
                                                  "accuracy_above": 0.4,
                                                  "accuracy_below": float("nan")})
+
+
+def test_metrics_table_puts_interval_ends_beside_the_model_when_given():
+    labels = np.array([14, 14, 14, 62, 2])
+    probabilities = np.full((5, 230), 1e-3)
+    probabilities[np.arange(5), labels - 1] = 1.0
+    metrics = evaluate(labels, probabilities).to_dict()
+    table = metrics_table(metrics, {"top1": {"estimate": 1.0, "low": 0.8, "high": 1.0},
+                                    "system_accuracy": {"estimate": 1.0, "low": float("nan"),
+                                                        "high": float("nan")}})
+    assert list(table.columns) == ["model", *INTERVAL_COLUMNS, "majority class", "class frequency"]
+    assert list(table.loc["Space group top-1", ["model", *INTERVAL_COLUMNS]]) == [100.0, 80.0, 100.0]
+    text = shown(table)
+    assert text.loc["Space group top-5", INTERVAL_COLUMNS[0]] == "—"  # no interval given
+    assert text.loc["Crystal system accuracy", INTERVAL_COLUMNS[1]] == "—"  # too few patterns
+    assert list(metrics_table(metrics).columns) == ["model", "majority class", "class frequency"]
+
+
+def test_external_intervals_reads_only_entries_that_have_them(tmp_path):
+    path = tmp_path / "accuracy.json"
+    intervals = {"top1": {"estimate": 0.5, "low": 0.4, "high": 0.6}}
+    path.write_text(json.dumps({"results": [
+        {"model": "default", "set": "RRUFF", "metrics": {}, "intervals": intervals},
+        {"model": "default", "set": "COD", "metrics": {}},
+        {"model": "other", "set": "RRUFF", "intervals": {}}]}))
+    assert external_intervals("default", path) == {"RRUFF": intervals}
+    assert external_intervals("default", tmp_path / "missing.json") == {}
