@@ -185,9 +185,15 @@ def cmd_evaluate(args) -> int:
         labelled = simulated_cif_folder(args.cif_folder)
     else:
         labelled = labelled_folder(args.folder)
+    from core.intervals import INTERVAL_METRICS, metric_interval
+
     result = evaluate_model(classifier, labelled)
+    bounds = {metric: metric_interval(result.labels, result.probabilities, metric)
+              for metric in INTERVAL_METRICS}
+    intervals = {metric: [None if b.low != b.low else b.low, None if b.high != b.high else b.high]
+                 for metric, b in bounds.items()}  # None: too few patterns to resample
     print(json.dumps({"model": result.model, "set": result.set_name, "seconds": round(result.seconds, 2),
-                      **result.metrics.to_dict()}, indent=1))
+                      **result.metrics.to_dict(), "interval_95": intervals}, indent=1))
     return 0
 
 
@@ -285,7 +291,8 @@ def parser() -> argparse.ArgumentParser:
                    help="threads making augmented batches (more where a GPU runs the network)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics of a model on a labelled set")
+    e = sub.add_parser("evaluate", help="metrics of a model on a labelled set, with 95 %% "
+                                        "bootstrap intervals")
     e.add_argument("--model", default="default")
     where = e.add_mutually_exclusive_group(required=True)
     where.add_argument("--dataset", help="a dataset's test split")

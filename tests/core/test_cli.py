@@ -248,6 +248,10 @@ def test_evaluate_dataset(tiny_model, capsys):
     assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
     assert report["n"] == len(store.split(store.load("small")).test)
     assert {"majority_top1", "frequency_top1", "system_accuracy"} <= set(report)
+    for metric, (low, high) in report["interval_95"].items():  # each metric's bootstrap interval
+        assert low <= report[metric] <= high, metric
+    assert set(report["interval_95"]) == {"top1", "top5", "balanced_accuracy", "macro_f1",
+                                          "system_accuracy"}
 
 
 @needs_rruff
