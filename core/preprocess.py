@@ -220,15 +220,15 @@ def to_grid(pattern: MeasuredPattern, grid: TwoThetaGrid, model_wavelength: floa
     return Preprocessed(_scale(profile, inside, pattern.name), background, tt, y, coverage)
 
 
-def find_peaks(profile: np.ndarray, grid: TwoThetaGrid, prominence: float = 0.05) -> np.ndarray:
-    """2θ positions (degrees) of the peaks of a grid profile.
-
-    Args:
-        profile: (grid.size,) profile scaled to [0, 1].
-        grid: the grid it lives on.
-        prominence: least prominence of a peak, in profile units.
-    """
+def peak_indices(profile: np.ndarray, prominence: float = 0.05) -> np.ndarray:
+    """Grid indices of the peaks of a profile scaled to [0, 1] whose prominence is at least
+    ``prominence`` (profile units)."""
     from scipy.signal import find_peaks as scipy_find_peaks
 
     indices, _ = scipy_find_peaks(np.asarray(profile, dtype=np.float64), prominence=prominence)
-    return _angles(grid)[indices]
+    return indices
+
+
+def find_peaks(profile: np.ndarray, grid: TwoThetaGrid, prominence: float = 0.05) -> np.ndarray:
+    """2θ positions (degrees) of the peaks of a grid profile (see :func:`peak_indices`)."""
+    return _angles(grid)[peak_indices(profile, prominence)]

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.classify import LOW_CONFIDENCE, Classifier
 from core.examples import example_files, read_examples
+from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
 from core.paths import BUNDLED_MODEL
 from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
@@ -18,7 +19,8 @@ from core.registry import ModelError
 from core.symmetry import by_number
 from ui import classify_data as data
 from ui.cards import external_confidence
-from ui.figures_classify import confusion_figure, pattern_figure, systems_figure, top_groups_figure
+from ui.figures_classify import (confusion_figure, influence_figure, pattern_figure, systems_figure,
+                                 top_groups_figure)
 from ui.state import load_classifier, usable_models
 
 from ui.routing import ensure_app_navigation
@@ -260,3 +262,29 @@ st.plotly_chart(pattern_figure(prediction, grid, peaks), width="stretch", key="d
 st.caption(f"Top: the pattern as measured (after wavelength conversion, cropping and smoothing) "
            f"with the estimated background. Bottom: the model's input on its grid, with the "
            f"{len(peaks)} peaks found marked.")
+
+# ----------------------------------------------------------------------------- why
+st.markdown("#### Which peaks decided it?")
+if classifier.metadata.input_type != "grid":
+    st.caption("Peak influence needs a model that reads profiles; this one reads peak lists.")
+    st.stop()
+explained = st.selectbox("Space group to explain", [n for n, _, _ in prediction.space_groups],
+                         key="classify_explain_group",
+                         format_func=lambda n: f"{n} {by_number(n).symbol}")
+try:
+    influences = peak_influence(classifier, prepared.profile, explained)
+except ValueError as exc:
+    st.caption(f"Peak influence is not available for this file: {exc}")
+    st.stop()
+if not influences:
+    st.caption("No peak stands out of this pattern's model input, so there is nothing to weigh.")
+    st.stop()
+label = f"{explained} {by_number(explained).symbol}"
+st.plotly_chart(influence_figure(prepared.profile, grid, influences, label), width="stretch",
+                key="detail_influence")
+st.caption(f"Each peak of the model input is taken out in turn (bridged by a straight line "
+           f"from foot to foot) and the model asked again. Green peaks support {label}: "
+           f"without them its probability falls; red ones speak against it. Overlapping "
+           f"peaks are taken out together, so the effects do not add up.")
+st.dataframe(data.influence_table(influences), width="stretch", hide_index=True,
+             key="detail_influence_table")

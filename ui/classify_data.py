@@ -28,6 +28,7 @@ import pandas as pd
 
 from core.classify import Classifier, Prediction
 from core.evaluation import Metrics, evaluate, system_confusion
+from core.explain import PeakInfluence
 from core.preprocess import Preprocessing
 from core.readers import DEFAULT_MAX_BYTES, PatternReadError, read_dif
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -277,6 +278,19 @@ def top_table(prediction: Prediction) -> pd.DataFrame:
         "symbol": [s for _, s, _ in prediction.space_groups],
         "crystal system": [by_number(n).crystal_system for n, _, _ in prediction.space_groups],
         "probability": [round(p, 4) for _, _, p in prediction.space_groups],
+    })
+
+
+def influence_table(influences: Sequence[PeakInfluence], rows: int = 10) -> pd.DataFrame:
+    """The peaks that move a group's probability most: position, d-spacing, height in the
+    model input, the probability without the peak and the change, in percentage points."""
+    shown = list(influences)[:rows]
+    return pd.DataFrame({
+        "2θ (°)": [round(i.two_theta, 2) for i in shown],
+        "d (Å)": [round(i.d_spacing, 4) for i in shown],
+        "height": [round(i.height, 3) for i in shown],
+        "probability without it": [round(i.probability_without, 4) for i in shown],
+        "support (points)": [round(100 * i.change, 2) for i in shown],
     })
 
 

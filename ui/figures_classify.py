@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.classify import Prediction
+from core.explain import PeakInfluence
 from core.grid import TwoThetaGrid
 from core.symmetry import by_number
 from ui.figure_style import LEGEND_BELOW
@@ -127,4 +128,39 @@ def confusion_figure(matrix: np.ndarray, labels: Sequence[str], title: str = "")
                          xaxis_title="predicted", yaxis_title="true")
     figure.update_xaxes(type="category")
     figure.update_yaxes(type="category", autorange="reversed")
+    return figure
+
+
+SUPPORTS = "#2ca02c"
+OPPOSES = "#d62728"
+
+
+def influence_figure(profile: np.ndarray, grid: TwoThetaGrid, influences: Sequence[PeakInfluence],
+                     group_label: str) -> go.Figure:
+    """The model input (top) with each peak's window shaded green where the peak supports
+    ``group_label`` and red where it speaks against it, and (bottom) the change in the
+    group's probability when that peak is taken out, in percentage points."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           row_heights=[0.55, 0.45],
+                           subplot_titles=("model input", f"support for {group_label}"))
+    figure.add_trace(go.Scatter(x=grid.angles, y=np.asarray(profile, dtype=np.float64),
+                                mode="lines", name="model input", showlegend=False,
+                                line=dict(color=PROFILE, width=1)), row=1, col=1)
+    largest = max((abs(i.change) for i in influences), default=0.0)
+    for i in influences:
+        if largest > 0 and abs(i.change) >= 0.05 * largest:  # shade only the peaks that matter
+            figure.add_vrect(x0=i.start, x1=i.stop, line_width=0, row=1, col=1,
+                             fillcolor=SUPPORTS if i.change > 0 else OPPOSES,
+                             opacity=0.1 + 0.4 * abs(i.change) / largest)
+    figure.add_trace(go.Bar(
+        x=[i.two_theta for i in influences], y=[100 * i.change for i in influences],
+        marker_color=[SUPPORTS if i.change > 0 else OPPOSES for i in influences],
+        width=max(0.25, 3 * grid.step), showlegend=False,
+        customdata=[[i.d_spacing, 100 * i.probability_without] for i in influences],
+        hovertemplate="2θ %{x:.2f}° (d %{customdata[0]:.3f} Å)<br>%{y:+.1f} points<br>"
+                      "without it: %{customdata[1]:.1f}%<extra></extra>"), row=2, col=1)
+    figure.update_yaxes(title_text="scaled", range=[-0.02, 1.05], row=1, col=1)
+    figure.update_yaxes(title_text="points", zeroline=True, row=2, col=1)
+    figure.update_xaxes(title_text="2θ (°) at the model's wavelength", row=2, col=1)
+    figure.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), title=None)
     return figure

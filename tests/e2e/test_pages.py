@@ -55,6 +55,11 @@ def test_classify_rruff_file_shows_top_five(page):
     expect(page.get_by_text(re.compile(r"^Read as rruff_xy"))).to_be_visible()
     assert not page.locator('[data-testid="stAlert"]').filter(
         has_text=EXAMPLE.name).count(), "the good file was reported as an error"
+    expect(page.get_by_text("Which peaks decided it?")).to_be_visible()
+    wait_for_plots(page, ".st-key-detail_influence")
+    traces = plot_traces(page, ".st-key-detail_influence")
+    bars = [t for t in traces[0] if t["type"] == "bar"] if traces else []
+    assert bars and bars[0]["points"] > 0, traces  # one bar per peak of the model input
     assert_no_exception(page)
     screenshot(page, "classify")
 

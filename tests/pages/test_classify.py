@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import PROJECT
 from core.evaluation import evaluate
 from core.examples import read_examples
+from core.symmetry import by_number
 from ui import classify_data as data
 
 PAGE = str(PROJECT / "pages" / "classify.py")
@@ -137,7 +138,8 @@ def test_examples_give_a_result_in_one_click(tiny_model):
     assert at.metric[0].value == "3"
     verdicts = [m.value for m in (*at.success, *at.warning, *at.error)]
     assert any("R990001_LiFePO4.dif" in v and "62 Pnma" in v for v in verdicts), verdicts
-    assert len(at.get("plotly_chart")) == 3  # details of one file only: groups, systems, pattern
+    # Details of one file only: groups, systems, pattern, peak influence.
+    assert len(at.get("plotly_chart")) == 4
     assert at.dataframe[0].value["file"].tolist() == [p.file for p in result.predictions]
 
     at.button(key="example_dif").click().run()
@@ -238,6 +240,31 @@ def test_raw_output_toggle_matches_the_cli(tiny_model, tmp_path):
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     _assert_same(raw, _cli(tmp_path, list(files), "--raw-output"))
+
+
+def test_the_detail_shows_which_peaks_decided_it(tiny_model):
+    from core.classify import Classifier
+    from core.explain import peak_influence
+
+    at = _app()
+    at.button(key="example_rruff").click().run()
+    assert not at.exception, at.exception
+    prediction = _result(at).predictions[0]
+    groups = [n for n, _, _ in prediction.space_groups]
+    chooser = at.selectbox(key="classify_explain_group")
+    assert chooser.options == [f"{n} {by_number(n).symbol}" for n in groups]
+    classifier = Classifier.load("tiny")
+    for group in (groups[0], groups[1]):
+        chooser.set_value(group).run()
+        assert not at.exception, at.exception
+        direct = peak_influence(classifier, prediction.preprocessed.profile, group)
+        table = at.dataframe[-1].value  # the last table of the page
+        assert len(table) == min(10, len(direct))
+        np.testing.assert_allclose(table["2θ (°)"], [round(i.two_theta, 2) for i in direct[:10]])
+        np.testing.assert_allclose(table["support (points)"],
+                                   [round(100 * i.change, 2) for i in direct[:10]], atol=0.011)
+        assert any(f"Green peaks support {group} {by_number(group).symbol}" in c.value
+                   for c in at.caption)
 
 
 def test_the_detail_says_how_far_to_trust_a_prediction(tiny_model, tmp_path, monkeypatch):

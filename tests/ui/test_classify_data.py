@@ -14,6 +14,7 @@ import pytest
 from core.classify import Classifier
 from core.evaluation import evaluate
 from core.examples import read_examples
+from core.explain import PeakInfluence
 from core.preprocess import Preprocessing
 from tests.conftest import RRUFF_DEV, needs_rruff
 from ui import classify_data as data
@@ -335,3 +336,13 @@ def test_trust_note_is_silent_without_a_usable_record():
                             "accuracy_below": float("nan")}
     assert data.trust_note({"RRUFF": everything_confident}, low_confidence=True) is None
     assert data.trust_note({"RRUFF": {"share": 0.5}}, low_confidence=False) is None
+
+
+def test_influence_table_lists_the_strongest_peaks_in_points():
+    influences = [PeakInfluence(30.0 + i, 3.0 - 0.01 * i, 1.0, 29.9 + i, 30.1 + i, 0.2, 0.3 - 0.02 * i)
+                  for i in range(12)]
+    table = data.influence_table(influences)
+    assert len(table) == 10
+    assert list(table.columns) == ["2θ (°)", "d (Å)", "height", "probability without it",
+                                   "support (points)"]
+    assert table["support (points)"].iloc[0] == 30.0 and table["2θ (°)"].iloc[9] == 39.0

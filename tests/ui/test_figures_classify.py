@@ -7,12 +7,14 @@ import pytest
 
 from core.classify import Prediction
 from core.examples import EXAMPLES_DIR
+from core.explain import PeakInfluence
 from core.grid import DEFAULT_GRID
 from core.preprocess import Preprocessing, find_peaks, to_grid
 from core.readers import read_pattern
 from core.symmetry import CRYSTAL_SYSTEMS
-from ui.figures_classify import (BACKGROUND, PROFILE, TRUE, confusion_figure, pattern_figure,
-                                 systems_figure, top_groups_figure)
+from ui.figures_classify import (BACKGROUND, OPPOSES, PROFILE, SUPPORTS, TRUE, confusion_figure,
+                                 influence_figure, pattern_figure, systems_figure,
+                                 top_groups_figure)
 
 GROUPS = [(62, "Pnma", 0.4), (14, "P2_1/c", 0.3), (227, "Fd-3m", 0.15), (12, "C2/m", 0.1),
           (2, "P-1", 0.05)]
@@ -107,3 +109,22 @@ def test_confusion_figure():
     assert heat.text[1][0] == "" and heat.text[1][1] == "3"
     with pytest.raises(ValueError, match="does not match"):
         confusion_figure(matrix, ["a", "b", "c"])
+
+
+def _influences() -> list:
+    return [PeakInfluence(30.0, 2.98, 1.0, 29.8, 30.2, 0.1, 0.3),
+            PeakInfluence(50.0, 1.82, 0.8, 49.8, 50.2, 0.5, -0.1),
+            PeakInfluence(70.0, 1.34, 0.5, 69.8, 70.2, 0.4, 0.001)]
+
+
+def test_influence_figure_shades_the_peaks_that_matter_by_sign():
+    profile = np.zeros(DEFAULT_GRID.size)
+    figure = influence_figure(profile, DEFAULT_GRID, _influences(), "14 P2_1/c")
+    line, bars = figure.data
+    assert line.x.size == DEFAULT_GRID.size
+    assert list(bars.x) == [30.0, 50.0, 70.0]
+    assert list(bars.y) == pytest.approx([30.0, -10.0, 0.1])
+    assert list(bars.marker.color) == [SUPPORTS, OPPOSES, SUPPORTS]
+    shaded = [(s.x0, s.fillcolor) for s in figure.layout.shapes]
+    assert shaded == [(29.8, SUPPORTS), (49.8, OPPOSES)]  # 70° moves it by under 5 % of the most
+    assert "support for 14 P2_1/c" in [a.text for a in figure.layout.annotations]
