@@ -198,7 +198,7 @@ def test_upload_every_format_good_and_bad_equals_the_cli(tiny_model, tmp_path):
     for index in good:
         at.selectbox(key="classify_detail").set_value(index).run()
         assert not at.exception, index
-        assert len(at.get("plotly_chart")) == 3
+        assert len(at.get("plotly_chart")) == 4  # groups, systems, pattern, peak influence
 
 
 def test_settings_reach_the_classifier_as_on_the_cli(tiny_model, tmp_path):
@@ -321,7 +321,7 @@ def test_zip_with_labels_shows_accuracy_and_confusion(tiny_model):
     assert metrics["Space group top-5"] == f"{direct.top5:.0%}"
     assert metrics["Crystal system"] == f"{direct.system_accuracy:.0%}"
     assert [t.label for t in at.tabs] == ["Crystal-system confusion", "Space-group confusion"]
-    assert len(at.get("plotly_chart")) == 5
+    assert len(at.get("plotly_chart")) == 6
     assert any("labels.csv" in c.value for c in at.caption)
 
 
@@ -338,7 +338,7 @@ def test_a_hundred_uploads_show_one_table_and_one_file_in_detail(tiny_model):
     _upload(at, files)
     seconds = time.perf_counter() - start
     assert len(at.dataframe[0].value) == 100 and not at.error
-    assert len(at.get("plotly_chart")) == 3, "figures are drawn for the selected file only"
+    assert len(at.get("plotly_chart")) == 4, "figures are drawn for the selected file only"
     assert seconds < 90, f"100 uploads took {seconds:.1f} s"
     start = time.perf_counter()
     at.selectbox(key="classify_detail").set_value(50).run()
