@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from core.evaluation import balanced_accuracy, crystal_system_probabilities, macro_f1, top_k
+from core.evaluation import crystal_system_probabilities, top_k
 from core.symmetry import system_index_of_numbers
 
 # Metrics with an interval: name -> what it measures (the names of core.evaluation.Metrics).
@@ -28,8 +28,6 @@ INTERVAL_METRICS = {
     "macro_f1": "space group macro-F1",
     "system_accuracy": "crystal system accuracy",
 }
-# Mean of one score per pattern, so resampled quickly as a whole array at once.
-_PER_PATTERN = ("top1", "top5", "system_accuracy")
 CONFIDENCE = 0.95
 RESAMPLES = 1000
 
@@ -53,9 +51,17 @@ class Interval:
         return asdict(self)
 
 
-def _scorer(metric: str, true_numbers: np.ndarray, probabilities: np.ndarray
-            ) -> tuple[np.ndarray | None, Callable[[np.ndarray], float]]:
-    """Per-pattern scores (for the mean-type metrics) and the metric of a set of row indices."""
+def _class_counts(codes: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """(b, k) counts of each class code among the rows of each resample (codes < 0 ignored)."""
+    picked = codes[rows]
+    offsets = np.arange(len(rows))[:, None] * k
+    return np.bincount((offsets + picked)[picked >= 0], minlength=len(rows) * k).reshape(len(rows), k)
+
+
+def _statistic(metric: str, true_numbers: np.ndarray, probabilities: np.ndarray
+               ) -> Callable[[np.ndarray], np.ndarray]:
+    """The metric as a function of resamples: (b, n) row indices -> (b,) values, vectorised
+    (class counts per resample) so that 1,000 resamples take milliseconds, not seconds."""
     if metric not in INTERVAL_METRICS:
         raise ValueError(f"metric must be one of {sorted(INTERVAL_METRICS)}, not {metric!r}")
     y = np.asarray(true_numbers, dtype=np.int64)
@@ -63,40 +69,50 @@ def _scorer(metric: str, true_numbers: np.ndarray, probabilities: np.ndarray
     if p.shape != (len(y), 230):
         raise ValueError(f"probabilities must have shape ({len(y)}, 230), not {p.shape}")
     ranked = top_k(p, 5)
-    if metric == "top1":
-        scores = (ranked[:, 0] == y).astype(float)
-    elif metric == "top5":
-        scores = np.any(ranked == y[:, None], axis=1).astype(float)
-    elif metric == "system_accuracy":
-        scores = (crystal_system_probabilities(p).argmax(axis=1) == system_index_of_numbers(y)).astype(float)
-    else:
-        scores = None
+    if metric in ("top1", "top5", "system_accuracy"):
+        if metric == "top1":
+            scores = ranked[:, 0] == y
+        elif metric == "top5":
+            scores = np.any(ranked == y[:, None], axis=1)
+        else:
+            scores = crystal_system_probabilities(p).argmax(axis=1) == system_index_of_numbers(y)
+        scores = scores.astype(np.float64)
+        return lambda rows: scores[rows].mean(axis=-1)
+
+    # Balanced accuracy and macro-F1 average over the classes present in each resample's
+    # truth, as scikit-learn does (core.evaluation.balanced_accuracy and macro_f1).
+    classes, y_code = np.unique(y, return_inverse=True)
     predicted = ranked[:, 0]
-    if metric == "balanced_accuracy":
-        def of_rows(rows: np.ndarray) -> float:
-            return balanced_accuracy(y[rows], predicted[rows])
-    elif metric == "macro_f1":
-        def of_rows(rows: np.ndarray) -> float:
-            return macro_f1(y[rows], predicted[rows])
-    else:
-        def of_rows(rows: np.ndarray) -> float:
-            return float(scores[rows].mean())
-    return scores, of_rows
+    position = np.searchsorted(classes, predicted).clip(0, len(classes) - 1)
+    predicted_code = np.where(classes[position] == predicted, position, -1)
+    hit_code = np.where(predicted == y, y_code, -1)
+    k = len(classes)
+
+    def of_rows(rows: np.ndarray) -> np.ndarray:
+        truth = _class_counts(y_code, rows, k)
+        hits = _class_counts(hit_code, rows, k)
+        present = truth > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if metric == "balanced_accuracy":
+                per_class = hits / truth
+            else:
+                per_class = 2 * hits / (truth + _class_counts(predicted_code, rows, k))
+        return np.where(present, per_class, 0).sum(axis=1) / present.sum(axis=1)
+
+    return of_rows
 
 
-def _bootstrap(estimate: float, per_pattern: np.ndarray | None,
-               of_rows: Callable[[np.ndarray], float], n: int, confidence: float,
-               resamples: int, seed: int) -> Interval:
+def _interval(of_rows: Callable[[np.ndarray], np.ndarray], n: int, confidence: float,
+              resamples: int, seed: int) -> Interval:
+    estimate = float(of_rows(np.arange(n)[None])[0]) if n else float("nan")
     if n < 2:
-        return Interval(float(estimate), float("nan"), float("nan"), confidence)
-    rng = np.random.default_rng(seed)
-    common = dict(n_resamples=resamples, confidence_level=confidence, method="percentile", rng=rng)
-    if per_pattern is not None:
-        result = stats.bootstrap((per_pattern,), np.mean, vectorized=True, **common)
-    else:
-        result = stats.bootstrap((np.arange(n),), of_rows, vectorized=False, **common)
+        return Interval(estimate, float("nan"), float("nan"), confidence)
+    result = stats.bootstrap((np.arange(n),), lambda rows, axis: of_rows(np.atleast_2d(rows)),
+                             n_resamples=resamples, confidence_level=confidence,
+                             method="percentile", vectorized=True, batch=250,
+                             rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
-    return Interval(float(estimate), float(low), float(high), confidence)
+    return Interval(estimate, float(low), float(high), confidence)
 
 
 def metric_interval(true_numbers: np.ndarray, probabilities: np.ndarray, metric: str = "top1",
@@ -109,10 +125,8 @@ def metric_interval(true_numbers: np.ndarray, probabilities: np.ndarray, metric:
         confidence: the interval's coverage (0.95: 2.5th to 97.5th percentile).
         resamples: bootstrap resamples; the same ``seed`` gives the same interval.
     """
-    scores, of_rows = _scorer(metric, true_numbers, probabilities)
-    n = len(np.asarray(true_numbers))
-    estimate = of_rows(np.arange(n)) if n else float("nan")
-    return _bootstrap(estimate, scores, of_rows, n, confidence, resamples, seed)
+    of_rows = _statistic(metric, true_numbers, probabilities)
+    return _interval(of_rows, len(np.asarray(true_numbers)), confidence, resamples, seed)
 
 
 def difference_interval(true_numbers: np.ndarray, probabilities_a: np.ndarray,
@@ -122,13 +136,7 @@ def difference_interval(true_numbers: np.ndarray, probabilities_a: np.ndarray,
     """Model A's metric minus model B's on the same patterns, with a paired bootstrap
     interval: each resample draws the same patterns for both. An interval that excludes
     zero (:attr:`Interval.excludes_zero`) means the set tells the two models apart."""
-    scores_a, of_rows_a = _scorer(metric, true_numbers, probabilities_a)
-    scores_b, of_rows_b = _scorer(metric, true_numbers, probabilities_b)
-    n = len(np.asarray(true_numbers))
-
-    def of_rows(rows: np.ndarray) -> float:
-        return of_rows_a(rows) - of_rows_b(rows)
-
-    estimate = of_rows(np.arange(n)) if n else float("nan")
-    per_pattern = None if scores_a is None else scores_a - scores_b
-    return _bootstrap(estimate, per_pattern, of_rows, n, confidence, resamples, seed)
+    of_a = _statistic(metric, true_numbers, probabilities_a)
+    of_b = _statistic(metric, true_numbers, probabilities_b)
+    return _interval(lambda rows: of_a(rows) - of_b(rows), len(np.asarray(true_numbers)),
+                     confidence, resamples, seed)

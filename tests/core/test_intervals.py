@@ -114,3 +114,19 @@ def test_bad_arguments_are_refused(truth):
 def test_interval_serialises_to_a_plain_dict():
     assert Interval(0.2, 0.1, 0.3).to_dict() == {"estimate": 0.2, "low": 0.1, "high": 0.3,
                                                  "confidence": 0.95}
+
+
+@pytest.mark.parametrize("metric", list(INTERVAL_METRICS))
+def test_each_resample_is_scored_as_core_evaluation_scores_it(truth, metric):
+    """The vectorised statistic (class counts per resample) agrees with scikit-learn's
+    metrics on resamples that repeat some patterns and miss whole classes."""
+    from core.intervals import _statistic
+
+    rng = np.random.default_rng(7)
+    probabilities = predictions(truth, rng.random(len(truth)) < 0.4)
+    probabilities[:40] = one_hot(np.full(40, 230))  # a group the truth never holds
+    rows = rng.integers(0, len(truth), (6, len(truth)))
+    rows[0] = np.flatnonzero(truth != 2)[rng.integers(0, np.sum(truth != 2), len(truth))]
+    scored = _statistic(metric, truth, probabilities)(rows)
+    for row, value in zip(rows, scored):
+        assert value == pytest.approx(getattr(evaluate(truth[row], probabilities[row]), metric))
