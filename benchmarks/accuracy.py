@@ -20,6 +20,10 @@ it (probabilities re-weighted to real space-group frequencies, :mod:`core.prior`
 (a fresh clone). ``--quick`` uses 20 RRUFF patterns, 20 COD structures and 50 test-split
 rows, to test the script.
 
+Every metric comes with its 95 % bootstrap interval (:mod:`core.intervals`); each model named
+with ``--models`` also gets paired intervals of its difference from the bundled model on the
+``../shared`` sets, which tell whether those sets can tell the two apart at all.
+
 Writes ``accuracy.json`` (read by the model cards of the app) and the accuracy section of
 ``results.md`` in ``--out`` (default: this folder).
 """
@@ -55,6 +59,8 @@ COD_LABEL = "COD cod_cifs (704 structures, simulated)"
 BUNDLED_MODELS = ("default",)
 QUICK_PATTERNS = 20         # RRUFF patterns and COD structures in --quick
 QUICK_TEST_ROWS = 50
+RAW = " (raw output)"
+DIFFERENCE_METRICS = ("top1", "top5", "system_accuracy")
 
 
 @dataclass
@@ -132,15 +138,6 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
     return EvaluationSet(label, labelled, time.perf_counter() - started, note)
 
 
-def evaluate_on(classifier, evaluation_set: EvaluationSet, quick: bool, label: str | None = None) -> dict:
-    """One results entry: metrics, per-system accuracy and timing of a model on a set
-    (filed under ``label``, default the model's name)."""
-    from core.evalsets import evaluate_model
-
-    return entry_of(evaluate_model(classifier, evaluation_set.labelled), classifier.metadata.kind,
-                    evaluation_set, quick, label)
-
-
 def entry_of(result, kind: str, evaluation_set: EvaluationSet, quick: bool,
              label: str | None = None) -> dict:
     """The results entry of a :class:`core.evalsets.ModelEvaluation`: its metrics with 95 %
@@ -190,6 +187,44 @@ def interval_text(interval: dict | None, signed: bool = False) -> str:
     if interval["low"] != interval["low"]:  # NaN: too few patterns to resample
         return text
     return f"{text} ({number.format(100 * interval['low'])} to {number.format(100 * interval['high'])})"
+
+
+def differences(evaluations: dict, first: str) -> list[dict]:
+    """Each model's paired differences from the first model on every set, comparing like with
+    like (raw output with raw output, re-weighted with re-weighted)."""
+    from core.intervals import difference_interval
+
+    rows = []
+    for (label, set_label), result in evaluations.items():
+        raw = label.endswith(RAW)
+        against = f"{first}{RAW}" if raw else first
+        if label.removesuffix(RAW) == first or (against, set_label) not in evaluations:
+            continue
+        reference = evaluations[against, set_label]
+        if not np.array_equal(reference.labels, result.labels):
+            continue  # not the same patterns (some did not fit one model's range)
+        rows.append({"model": label, "against": against, "set": set_label, "intervals": {
+            metric: difference_interval(result.labels, result.probabilities,
+                                        reference.probabilities, metric).to_dict()
+            for metric in DIFFERENCE_METRICS}})
+    return rows
+
+
+def difference_lines(differences: list[dict]) -> list[str]:
+    """Markdown lines of a table of paired differences (:func:`differences`); none if empty."""
+    if not differences:
+        return []
+    lines = ["", "Paired differences against the first model (points; 95 % bootstrap "
+             "interval, the same patterns resampled for both models). An interval that "
+             "does not contain 0 means the set tells the two models apart.", "",
+             "| Model | minus | Set | top-1 | top-5 | system acc. |",
+             "|---|---|---|---:|---:|---:|"]
+    for entry in differences:
+        cells = [interval_text(entry["intervals"][metric], signed=True)
+                 for metric in DIFFERENCE_METRICS]
+        lines.append(f"| {entry['model']} | {entry['against']} | {entry['set']} | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(data: dict) -> str:
@@ -257,6 +292,7 @@ def markdown(data: dict) -> str:
                 f"| {entry['model']} | {entry['set']} | {_percent(c['share'])} | "
                 f"{_percent(c['accuracy_above'])} | {_percent(c['accuracy_below'])} | "
                 f"{_percent(c['ece_space_group'])} | {_percent(c['ece_crystal_system'])} |")
+    lines += difference_lines(data.get("differences", []))
     notes = [f"{s['set']}: skipped, {s['reason']}." for s in data.get("skipped", [])]
     notes += [f"{f['model']}: failed on {f.get('set') or 'loading'}: {f['error']}"
               for f in data.get("failed", [])]
@@ -279,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from core import dataset as store
     from core.classify import Classifier
+    from core.evalsets import evaluate_model
 
     names = list(dict.fromkeys([*BUNDLED_MODELS, *args.models]))
     data = {"date": run_all.now(), "quick": args.quick, "machine": run_all.machine_facts(),
@@ -291,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped {note['set']}: {note['reason']}", flush=True)
     data["set_seconds"] = {s.label: round(s.build_seconds, 2) for s in sets}
     dataset = store.load("default")
+    evaluations = {}  # (variant label, set label) -> ModelEvaluation on the shared sets
     for name in names:
         try:
             classifier = Classifier.load(name)
@@ -300,23 +338,27 @@ def main(argv: list[str] | None = None) -> int:
             continue
         variants = [(name, classifier)]
         if classifier.adjust_prior:  # the raw network output too, to show what the prior adds
-            variants.append((f"{name} (raw output)",
+            variants.append((f"{name}{RAW}",
                              Classifier(classifier.model, classifier.metadata, adjust_prior=False)))
         for (label, variant), evaluation_set in itertools.product(
                 variants, [*sets, test_split_set(dataset, classifier.metadata, args.quick)]):
             try:
-                entry = evaluate_on(variant, evaluation_set, args.quick, label)
+                result = evaluate_model(variant, evaluation_set.labelled)
+                entry = entry_of(result, variant.metadata.kind, evaluation_set, args.quick, label)
             except Exception as exc:
                 traceback.print_exc()
                 data["failed"].append({"model": label, "set": evaluation_set.label,
                                        "error": f"{exc.__class__.__name__}: {exc}"})
                 continue
             data["results"].append(entry)
+            if evaluation_set in sets:  # the same patterns for every model: comparable in pairs
+                evaluations[label, evaluation_set.label] = result
             m = entry["metrics"]
             print(f"  {label:<12} {entry['set']:<62} n={m['n']:<4} top-1 {_percent(m['top1']):>5} % "
                   f"(majority {_percent(m['majority_top1'])}), top-5 {_percent(m['top5'])} %, "
                   f"system {_percent(m['system_accuracy'])} % (majority {_percent(m['majority_system'])})",
                   flush=True)
+    data["differences"] = differences(evaluations, names[0])
     data["total_seconds"] = round(time.perf_counter() - started, 1)
     path = args.out / JSON_FILE
     run_all.write_json(path, data)

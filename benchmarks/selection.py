@@ -37,8 +37,6 @@ run_all.setup_paths()
 import numpy as np  # noqa: E402
 
 JSON_FILE = "selection.json"
-RAW = " (raw output)"
-DIFFERENCE_METRICS = ("top1", "top5", "system_accuracy")
 
 
 def held_out_set(dataset, classifiers) -> accuracy.EvaluationSet:
@@ -91,39 +89,8 @@ def markdown(data: dict) -> str:
                      f"{pct(m['top5'])} | {pct(m['balanced_accuracy'])} | {pct(m['macro_f1'])} | "
                      f"{pct(m['system_accuracy'])} | {pct(m['majority_top1'])} | "
                      f"{pct(m['majority_system'])} |")
-    if data.get("differences"):
-        lines += ["", "Paired differences against the first model (points; 95 % bootstrap "
-                  "interval, the same patterns resampled for both models). An interval that "
-                  "does not contain 0 means the set tells the two models apart.", "",
-                  "| Model | minus | Set | top-1 | top-5 | system acc. |",
-                  "|---|---|---|---:|---:|---:|"]
-        for entry in data["differences"]:
-            cells = [accuracy.interval_text(entry["intervals"][metric], signed=True)
-                     for metric in DIFFERENCE_METRICS]
-            lines.append(f"| {entry['model']} | {entry['against']} | {entry['set']} | "
-                         + " | ".join(cells) + " |")
+    lines += accuracy.difference_lines(data.get("differences", []))
     return "\n".join(lines) + "\n"
-
-
-def differences(evaluations: dict, first: str) -> list[dict]:
-    """Each model's paired differences from the first model on every set, comparing like with
-    like (raw output with raw output, re-weighted with re-weighted)."""
-    from core.intervals import difference_interval
-
-    rows = []
-    for (label, set_label), result in evaluations.items():
-        raw = label.endswith(RAW)
-        against = f"{first}{RAW}" if raw else first
-        if label.removesuffix(RAW) == first or (against, set_label) not in evaluations:
-            continue
-        reference = evaluations[against, set_label]
-        if not np.array_equal(reference.labels, result.labels):
-            continue  # not the same patterns (some did not fit one model's range)
-        rows.append({"model": label, "against": against, "set": set_label, "intervals": {
-            metric: difference_interval(result.labels, result.probabilities,
-                                        reference.probabilities, metric).to_dict()
-            for metric in DIFFERENCE_METRICS}})
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sets += [clean_version(s) for s in sets]
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences
     for name, classifier in classifiers.items():
-        variants = [(f"{name}{RAW}", Classifier(classifier.model, classifier.metadata,
+        variants = [(f"{name}{accuracy.RAW}", Classifier(classifier.model, classifier.metadata,
                                                         adjust_prior=False))]
         if classifier.adjust_prior:
             variants.append((name, classifier))
@@ -162,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                       f" top-5 {accuracy._percent(m['top5'])} %, system "
                       f"{accuracy._percent(m['system_accuracy'])} % "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
-    data["differences"] = differences(evaluations, args.models[0])
+    data["differences"] = accuracy.differences(evaluations, args.models[0])
     run_all.write_json(args.out / JSON_FILE, data)
     results = run_all.update_section(args.out, "selection", markdown(data))
     print(f"Wrote {args.out / JSON_FILE} and {results}.", flush=True)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
@@ -151,6 +152,44 @@ def test_a_script_replaces_only_its_own_section(tmp_path):
     assert "Not run yet: `python benchmarks/selection.py" in sections["selection"]
     with pytest.raises(ValueError, match="unknown results section"):
         run_all.update_section(tmp_path, "memory", "x")
+
+
+def test_differences_pair_like_with_like_on_the_same_patterns():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import accuracy
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from core.evalsets import ModelEvaluation
+    from core.evaluation import evaluate
+
+    def evaluation(model: str, labels: np.ndarray, right: np.ndarray) -> ModelEvaluation:
+        probabilities = np.full((len(labels), 230), 1e-4)
+        probabilities[np.arange(len(labels)), np.where(right, labels, 1) - 1] = 1
+        return ModelEvaluation(model, "set", labels, probabilities, evaluate(labels, probabilities), 1.0)
+
+    labels = np.random.default_rng(0).choice([14, 62, 225], 300)
+    index = np.arange(300)
+    evaluations = {
+        ("old", "RRUFF"): evaluation("old", labels, index % 5 == 0),
+        ("old (raw output)", "RRUFF"): evaluation("old", labels, index % 4 == 0),
+        ("new", "RRUFF"): evaluation("new", labels, index % 2 == 0),
+        ("new (raw output)", "RRUFF"): evaluation("new", labels, index % 4 == 0),
+        ("new", "COD"): evaluation("new", labels[:50], index[:50] % 2 == 0),  # no "old" on COD
+        ("old", "other"): evaluation("old", labels, index % 5 == 0),
+        ("new", "other"): evaluation("new", labels[::-1], index % 2 == 0),  # other patterns
+    }
+    rows = {(d["model"], d["against"], d["set"]): d["intervals"]
+            for d in accuracy.differences(evaluations, "old")}
+    assert set(rows) == {("new", "old", "RRUFF"), ("new (raw output)", "old (raw output)", "RRUFF")}
+    better = rows["new", "old", "RRUFF"]["top1"]
+    assert better["estimate"] == pytest.approx(0.5 - 0.2) and better["low"] > 0
+    same = rows["new (raw output)", "old (raw output)", "RRUFF"]["top1"]
+    assert same["estimate"] == same["low"] == same["high"] == 0
+    table = "\n".join(accuracy.difference_lines([{"model": "new", "against": "old", "set": "RRUFF",
+                                                  "intervals": rows["new", "old", "RRUFF"]}]))
+    assert f"| new | old | RRUFF | {100 * better['estimate']:+.1f} (" in table
+    assert accuracy.difference_lines([]) == []
 
 
 def test_selection_scores_every_model_on_the_same_held_out_rows(tiny_model, tmp_path):
