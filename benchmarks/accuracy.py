@@ -266,10 +266,12 @@ def markdown(data: dict) -> str:
             lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
     bounded = [e for e in data["results"] if e.get("intervals")]
     if bounded:
+        from core.intervals import RESAMPLES
+
         lines += ["", "How precisely each set measures it: every metric with its 95 % bootstrap "
-                  "interval over the set's patterns (1,000 resamples; percent). Two models whose "
-                  "intervals overlap may still differ reliably: `selection.py` reports paired "
-                  "intervals of the difference.", "",
+                  f"interval over the set's patterns ({RESAMPLES:,} resamples; percent). Models "
+                  "whose intervals overlap may still differ reliably: the paired differences "
+                  "below (with `--models`) and in `selection.py` say.", "",
                   "| Model | Set | " + " | ".join(METRIC_LABELS.values()) + " |",
                   "|---|---|" + "---:|" * len(METRIC_LABELS)]
         for entry in bounded:

@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         sets += [clean_version(s) for s in sets]
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences
     for name, classifier in classifiers.items():
-        variants = [(f"{name}{accuracy.RAW}", Classifier(classifier.model, classifier.metadata,
-                                                        adjust_prior=False))]
+        raw = Classifier(classifier.model, classifier.metadata, adjust_prior=False)
+        variants = [(f"{name}{accuracy.RAW}", raw)]
         if classifier.adjust_prior:
             variants.append((name, classifier))
         for evaluation_set in sets:

@@ -15,7 +15,7 @@ from core.classify import LOW_CONFIDENCE
 from core.evaluation import (CONFIDENCE_LEVELS, confidence_curve, per_class_report,
                              per_system_accuracy, reliability, space_group_confusion,
                              system_confusion, top_k)
-from core.intervals import INTERVAL_METRICS
+from core.intervals import INTERVAL_METRICS, RESAMPLES
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
@@ -142,7 +142,7 @@ def _evaluation_key(name: str, set_key: tuple) -> tuple:
 def _interval_tables(evaluations: list[evalsets.ModelEvaluation], set_key: tuple,
                      metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each model's ``metric`` with its bootstrap interval, and the paired differences of
-    every pair; cached, as resampling macro-F1 takes seconds."""
+    every pair; cached, as the pairs grow with the square of the number of models."""
     key = (tuple(_evaluation_key(e.model, set_key) for e in evaluations), metric)
     tables = _cache()["intervals"]
     if key not in tables:
@@ -243,7 +243,7 @@ spread, pairs = _interval_tables(evaluations, set_key, interval_metric)
 st.dataframe(spread, width="stretch", column_config=right_aligned_columns(spread.columns))
 st.caption(f"Each model's {INTERVAL_METRICS[interval_metric]} {on_set}, with its 95 % bootstrap "
            "interval: the range the value would likely take on another set of patterns like "
-           "this one (1,000 resamples of the patterns). Small sets give wide intervals.")
+           f"this one ({RESAMPLES:,} resamples of the patterns). Small sets give wide intervals.")
 if len(evaluations) > 1:
     if pairs.empty:
         st.info("No two models were scored on the same patterns, so they cannot be paired.")
