@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -333,14 +332,10 @@ def test_a_hundred_uploads_show_one_table_and_one_file_in_detail(tiny_model):
         counts = rng.poisson([y * rng.uniform(0.5, 2.0) for _, y in rows])
         files[f"R{200000 + i}.csv"] = ("angle,intensity\n" + "".join(
             f"{a:.2f},{c}\n" for (a, _), c in zip(rows, counts))).encode()
-    at = _app()
-    start = time.perf_counter()
-    _upload(at, files)
-    seconds = time.perf_counter() - start
+    at = _upload(_app(), files)
     assert len(at.dataframe[0].value) == 100 and not at.error
     assert len(at.get("plotly_chart")) == 4, "figures are drawn for the selected file only"
-    assert seconds < 90, f"100 uploads took {seconds:.1f} s"
-    start = time.perf_counter()
+    classified = _result(at)
     at.selectbox(key="classify_detail").set_value(50).run()
     assert not at.exception
-    assert time.perf_counter() - start < 15, "changing the shown file must not classify again"
+    assert _result(at) is classified, "changing the shown file must not classify again"

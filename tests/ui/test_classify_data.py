@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 
 import numpy as np
@@ -267,8 +266,9 @@ def test_few_labelled_files_give_no_confusion(classifier):
     assert data.summary(unlabelled) is None
 
 
-def test_hundred_rruff_sized_files_are_fast(classifier):
-    """100 uploads of 8,501 points each through the page's code path."""
+def test_hundred_rruff_sized_files_are_all_classified_in_order(classifier):
+    """100 uploads of 8,501 points each through the page's code path (their speed is a
+    target of benchmarks/speed.py, upload_100_files)."""
     rng = np.random.default_rng(1)
     tt, y = _profile()
     files = []
@@ -276,12 +276,11 @@ def test_hundred_rruff_sized_files_are_fast(classifier):
         counts = rng.poisson(y * rng.uniform(0.5, 2.0))
         text = "angle,intensity\n" + "".join(f"{a:.2f},{c}\n" for a, c in zip(tt, counts))
         files.append((f"R{100000 + i}.csv", text.encode()))
-    start = time.perf_counter()
     result = data.classify_uploads(classifier, files)
     table = data.results_table(result)
-    seconds = time.perf_counter() - start
     assert len(table) == 100 and not result.errors
-    assert seconds < 60, f"100 files took {seconds:.1f} s"
+    assert table["file"].tolist() == [name for name, _ in files]
+    assert table["space group"].notna().all()
 
 
 @needs_rruff
