@@ -437,7 +437,28 @@ def bench_classify(sizes: Sizes) -> list[Measurement]:
             f"{len(sources)} uploads of {len(sources[0][1]) / 1e3:.0f} kB, scaled to 100; "
             f"{_errors(uploads[-1])} unreadable", Target("<=", 5),
             [round(t, 3) for t in per_100]))
+        results.append(bench_peak_influence(classifier, files[:sizes.latency_calls]))
     return results
+
+
+def bench_peak_influence(classifier, files: list[Path]) -> Measurement:
+    """The Classify page's "Which peaks decided it?" for one file: every peak of the model
+    input taken out in turn, one batch of predictions."""
+    from core.explain import peak_influence
+
+    predictions = classifier.classify_files(files)
+    latencies, peaks = [], []
+    for prediction in predictions:
+        group = prediction.space_groups[0][0]
+        started = time.perf_counter()
+        influences = peak_influence(classifier, prediction.preprocessed.profile, group)
+        latencies.append(1000 * (time.perf_counter() - started))
+        peaks.append(len(influences))
+    return Measurement(
+        "peak_influence", "classify", "Which peaks decided it: one RRUFF-sized file",
+        statistics.median(latencies), "ms",
+        f"median of {len(latencies)} files, median {statistics.median(peaks):.0f} peaks each",
+        Target("<=", 500), [round(t, 1) for t in latencies])
 
 
 # --- dataset page ----------------------------------------------------------------------------

@@ -25,7 +25,8 @@ BENCHMARKS = PROJECT / "benchmarks"
 SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
 SPEED_KEYS = {"simulate_bundled_1p", "simulate_bundled_2p", "generate_synthetic_1p",
               "generate_synthetic_2p", "generate_fast_1p", "generate_fast_2p", "generate_fast_cod_sites_2p", "render_profiles", "augmented_profiles",
-              "classify_latency", "classify_throughput", "upload_100_files", "dataset_page"}
+              "classify_latency", "classify_throughput", "upload_100_files", "peak_influence",
+              "dataset_page"}
 METRIC_KEYS = {"n", "top1", "top5", "balanced_accuracy", "macro_f1", "system_accuracy",
                "system_balanced_accuracy", "majority_top1", "majority_top5", "frequency_top1",
                "majority_system", "frequency_system"}
@@ -72,7 +73,7 @@ def test_speed_json_has_every_measurement_with_its_target(quick_run):
         assert (m["status"] is None) == (m["target"] is None)
         assert m["status"] in (None, "PASS", "MISS")
     for key in ("render_profiles", "classify_latency", "classify_throughput",
-                "upload_100_files", "dataset_page"):
+                "upload_100_files", "peak_influence", "dataset_page"):
         assert by_key[key]["status"] in ("PASS", "MISS")
         assert by_key[key]["label"] in stdout and by_key[key]["status"] in stdout
     assert "0 unreadable" in by_key["classify_throughput"]["details"]
