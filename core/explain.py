@@ -98,18 +98,22 @@ def peak_influence(classifier: Classifier, profile: np.ndarray, group: int,
     grid = classifier.grid
     profile = np.asarray(profile, dtype=np.float32)
     if profile.shape != (grid.size,):
-        raise ValueError(f"profile has {profile.size} points; model {meta.name!r} expects {grid.size}")
+        raise ValueError(f"profile has {profile.size} points; model {meta.name!r} expects "
+                         f"{grid.size}")
     classes = list(meta.classes)
     if group not in classes:
         raise ValueError(f"space group {group} is not one of model {meta.name!r}'s classes")
     column = classes.index(group)
     windows = peak_windows(profile, grid, prominence)
-    inputs = np.stack([profile] + [without_window(profile, first, last) for _, first, last in windows])
+    inputs = np.stack([profile] + [without_window(profile, first, last)
+                                   for _, first, last in windows])
     probability = classifier.predict_inputs(inputs)[:, column]
     angles = grid.angles
     influences = [
-        PeakInfluence(two_theta=float(angles[peak]), d_spacing=float(two_theta_to_d(angles[peak], meta.wavelength)),
-                      height=float(profile[peak]), start=float(angles[first]), stop=float(angles[last]),
-                      probability_without=float(p), change=float(probability[0] - p))
-        for (peak, first, last), p in zip(windows, probability[1:])]
+        PeakInfluence(two_theta=float(angles[peak]),
+                      d_spacing=float(two_theta_to_d(angles[peak], meta.wavelength)),
+                      height=float(profile[peak]), start=float(angles[first]),
+                      stop=float(angles[last]), probability_without=float(without),
+                      change=float(probability[0] - without))
+        for (peak, first, last), without in zip(windows, probability[1:])]
     return sorted(influences, key=lambda i: -abs(i.change))

@@ -55,7 +55,8 @@ def _class_counts(codes: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     """(b, k) counts of each class code among the rows of each resample (codes < 0 ignored)."""
     picked = codes[rows]
     offsets = np.arange(len(rows))[:, None] * k
-    return np.bincount((offsets + picked)[picked >= 0], minlength=len(rows) * k).reshape(len(rows), k)
+    counts = np.bincount((offsets + picked)[picked >= 0], minlength=len(rows) * k)
+    return counts.reshape(len(rows), k)
 
 
 def _statistic(metric: str, true_numbers: np.ndarray, probabilities: np.ndarray

@@ -282,9 +282,9 @@ if not influences:
 label = f"{explained} {by_number(explained).symbol}"
 st.plotly_chart(influence_figure(prepared.profile, grid, influences, label), width="stretch",
                 key="detail_influence")
-st.caption(f"Each peak of the model input is taken out in turn (bridged by a straight line "
+st.caption("Each peak of the model input is taken out in turn (bridged by a straight line "
            f"from foot to foot) and the model asked again. Green peaks support {label}: "
-           f"without them its probability falls; red ones speak against it. Overlapping "
-           f"peaks are taken out together, so the effects do not add up.")
+           "without them its probability falls; red ones speak against it. Overlapping "
+           "peaks are taken out together, so the effects do not add up.")
 st.dataframe(data.influence_table(influences), width="stretch", hide_index=True,
              key="detail_influence_table")

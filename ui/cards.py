@@ -40,7 +40,8 @@ def metrics_table(metrics: dict, intervals: dict | None = None) -> pd.DataFrame:
         for position, (column, end) in enumerate(zip(INTERVAL_COLUMNS, ("low", "high"))):
             table.insert(2 + position, column, [b.get(end) for b in bounds])
     for column in table.columns[1:]:
-        table[column] = table[column].map(lambda v: None if v is None or v != v else round(100 * v, 1))
+        table[column] = table[column].map(
+            lambda v: None if v is None or v != v else round(100 * v, 1))  # v != v: NaN
     return table.set_index("metric")
 
 

@@ -265,7 +265,8 @@ def interval_table(evaluations: list[ModelEvaluation], metric: str) -> pd.DataFr
                          "interval high": interval.high, SAMPLES: f"{e.metrics.n:,}"}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"
-    return as_text(frame, {column: "{:.1%}" for column in ("value", "interval low", "interval high")})
+    percent = ("value", "interval low", "interval high")
+    return as_text(frame, {column: "{:.1%}" for column in percent})
 
 
 def difference_table(evaluations: list[ModelEvaluation], metric: str) -> pd.DataFrame:

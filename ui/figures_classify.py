@@ -19,6 +19,8 @@ BACKGROUND = "#ff7f0e"
 PROFILE = "#1f6f8b"
 PEAKS = "#d62728"
 TRUE = "#2ca02c"
+SUPPORTS = "#2ca02c"   # peaks that raise the explained group's probability
+OPPOSES = "#d62728"    # and those that lower it
 # Above this many points the measured trace is drawn with WebGL.
 WEBGL_POINTS = 20000
 # Horizontal legends at the bottom of the figure, below the x-axis title (as on the other pages).
@@ -129,10 +131,6 @@ def confusion_figure(matrix: np.ndarray, labels: Sequence[str], title: str = "")
     figure.update_xaxes(type="category")
     figure.update_yaxes(type="category", autorange="reversed")
     return figure
-
-
-SUPPORTS = "#2ca02c"
-OPPOSES = "#d62728"
 
 
 def influence_figure(profile: np.ndarray, grid: TwoThetaGrid, influences: Sequence[PeakInfluence],
