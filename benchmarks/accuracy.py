@@ -59,7 +59,6 @@ COD_LABEL = "COD cod_cifs (704 structures, simulated)"
 BUNDLED_MODELS = ("default",)
 QUICK_PATTERNS = 20         # RRUFF patterns and COD structures in --quick
 QUICK_TEST_ROWS = 50
-RAW = " (raw output)"
 DIFFERENCE_METRICS = ("top1", "top5", "system_accuracy")
 
 
@@ -192,13 +191,14 @@ def interval_text(interval: dict | None, signed: bool = False) -> str:
 def differences(evaluations: dict, first: str) -> list[dict]:
     """Each model's paired differences from the first model on every set, comparing like with
     like (raw output with raw output, re-weighted with re-weighted)."""
+    from core.classify import RAW_OUTPUT
     from core.intervals import difference_interval
 
     rows = []
     for (label, set_label), result in evaluations.items():
-        raw = label.endswith(RAW)
-        against = f"{first}{RAW}" if raw else first
-        if label.removesuffix(RAW) == first or (against, set_label) not in evaluations:
+        raw = label.endswith(RAW_OUTPUT)
+        against = f"{first}{RAW_OUTPUT}" if raw else first
+        if label.removesuffix(RAW_OUTPUT) == first or (against, set_label) not in evaluations:
             continue
         reference = evaluations[against, set_label]
         if not np.array_equal(reference.labels, result.labels):
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="saved models to evaluate besides the bundled one")
     args = parser.parse_args(argv)
     from core import dataset as store
-    from core.classify import Classifier
+    from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
 
     names = list(dict.fromkeys([*BUNDLED_MODELS, *args.models]))
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         variants = [(name, classifier)]
         if classifier.adjust_prior:  # the raw network output too, to show what the prior adds
-            variants.append((f"{name}{RAW}",
+            variants.append((f"{name}{RAW_OUTPUT}",
                              Classifier(classifier.model, classifier.metadata, adjust_prior=False)))
         for (label, variant), evaluation_set in itertools.product(
                 variants, [*sets, test_split_set(dataset, classifier.metadata, args.quick)]):

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score each set rendered as clean peaks, without perturbations")
     args = parser.parse_args(argv)
     from core import dataset as store
-    from core.classify import Classifier
+    from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
 
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences
     for name, classifier in classifiers.items():
         raw = Classifier(classifier.model, classifier.metadata, adjust_prior=False)
-        variants = [(f"{name}{accuracy.RAW}", raw)]
+        variants = [(f"{name}{RAW_OUTPUT}", raw)]
         if classifier.adjust_prior:
             variants.append((name, classifier))
         for evaluation_set in sets:

@@ -23,6 +23,8 @@ from core.symmetry import CRYSTAL_SYSTEMS, by_number
 
 # Below this top-1 probability a prediction is flagged as low confidence in the UI.
 LOW_CONFIDENCE = 0.25
+# How reports name a model's network output without the prior re-weighting ("default (raw output)").
+RAW_OUTPUT = " (raw output)"
 
 
 @dataclass

@@ -9,7 +9,7 @@ import hashlib
 
 import streamlit as st
 
-from core.classify import LOW_CONFIDENCE, Classifier
+from core.classify import LOW_CONFIDENCE, RAW_OUTPUT, Classifier
 from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
@@ -231,7 +231,7 @@ if prediction.low_confidence:
                f"{top_probability:.1%} probability (below {LOW_CONFIDENCE:.0%}). Treat the "
                "ranking as a shortlist, not an answer.")
 record = classifier.metadata.name + ("" if classifier.adjust_prior or not loaded.adjust_prior
-                                     else " (raw output)")  # as benchmarks/accuracy.py files it
+                                     else RAW_OUTPUT)  # as benchmarks/accuracy.py files it
 trust = data.trust_note(external_confidence(record), prediction.low_confidence)
 if trust:
     st.caption(trust)

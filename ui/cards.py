@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -85,11 +86,23 @@ def confidence_summary(record: dict) -> str:
 
 
 def _benchmark_entries(model_name: str, path: Path | None) -> list[dict]:
+    path = path or ACCURACY_RESULTS
     try:
-        results = json.loads((path or ACCURACY_RESULTS).read_text())
-    except (OSError, ValueError):
+        version = path.stat()
+    except OSError:
         return []
-    return [entry for entry in results.get("results", []) if entry.get("model") == model_name]
+    results = _read_results(str(path), version.st_mtime_ns, version.st_size)
+    return [entry for entry in results if entry.get("model") == model_name]
+
+
+@lru_cache(maxsize=4)
+def _read_results(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
+    """The entries of an ``accuracy.json``, read once per version of the file (the Home and
+    Classify pages ask for them on every rerun); empty when unreadable."""
+    try:
+        return tuple(json.loads(Path(path).read_text()).get("results", []))
+    except (OSError, ValueError, AttributeError):
+        return ()
 
 
 def training_summary(meta: ModelMetadata, epochs_run: int | None = None) -> dict[str, str]:
