@@ -140,7 +140,8 @@ def test_split_set(dataset, metadata, quick: bool) -> EvaluationSet:
 def entry_of(result, kind: str, evaluation_set: EvaluationSet, quick: bool,
              label: str | None = None) -> dict:
     """The results entry of a :class:`core.evalsets.ModelEvaluation`: its metrics with 95 %
-    bootstrap intervals, per-system accuracy, confidence and timing."""
+    bootstrap intervals, per-system accuracy, confidence and timing (``n`` counts every
+    draw of a set scored under several; ``draws`` says how many)."""
     from core.classify import LOW_CONFIDENCE
     from core.evaluation import confidence_record, per_system_accuracy
     from core.intervals import INTERVAL_METRICS, metric_interval
@@ -152,11 +153,13 @@ def entry_of(result, kind: str, evaluation_set: EvaluationSet, quick: bool,
         "kind": kind,
         "set": evaluation_set.label,
         "metrics": result.metrics.to_dict(),
-        "intervals": {metric: metric_interval(result.labels, result.probabilities, metric).to_dict()
+        "intervals": {metric: metric_interval(result.labels, result.probabilities, metric,
+                                              draws=result.draws).to_dict()
                       for metric in INTERVAL_METRICS},
+        "draws": result.draws,
         "seconds": round(result.seconds, 2),
         "set_seconds": round(evaluation_set.build_seconds, 2),
-        "unclassified": int(len(evaluation_set.labelled) - result.metrics.n),
+        "unclassified": int(len(evaluation_set.labelled) - result.metrics.n // result.draws),
         "skipped_files": len(evaluation_set.labelled.skipped),
         "per_system_accuracy": per_system_accuracy(result.labels, result.probabilities),
         "per_system_count": {s: int(c) for s, c in zip(CRYSTAL_SYSTEMS, counts)},
@@ -201,11 +204,12 @@ def differences(evaluations: dict, first: str) -> list[dict]:
         if label.removesuffix(RAW_OUTPUT) == first or (against, set_label) not in evaluations:
             continue
         reference = evaluations[against, set_label]
-        if not np.array_equal(reference.labels, result.labels):
+        if reference.draws != result.draws or not np.array_equal(reference.labels, result.labels):
             continue  # not the same patterns (some did not fit one model's range)
         rows.append({"model": label, "against": against, "set": set_label, "intervals": {
             metric: difference_interval(result.labels, result.probabilities,
-                                        reference.probabilities, metric).to_dict()
+                                        reference.probabilities, metric,
+                                        draws=result.draws).to_dict()
             for metric in DIFFERENCE_METRICS}})
     return rows
 

@@ -8,7 +8,10 @@ Scores every model on the same rows of each named dataset: the whole dataset, or
 of the models was trained on it, that model's held-out test split (so no model is scored on
 patterns it trained on, and all are scored on the same patterns).
 Both the network output and the output re-weighted to real-world frequencies are reported;
-``--clean`` adds each set once more rendered as clean peaks (no perturbations). Every
+``--clean`` adds each set once more rendered as clean peaks (no perturbations);
+``--draws K`` scores each simulated set under K draws of the perturbations (seeds 2 to
+K + 1; one draw's luck moves top-1 by about half a point, as much as the differences a
+choice often rests on), and its intervals resample crystals with all their draws. Every
 metric comes with a 95 % bootstrap interval, and every model after the first with paired
 intervals of its difference from the first (the incumbent): whether the sets can tell them
 apart at all.
@@ -76,10 +79,13 @@ def markdown(data: dict) -> str:
     pct = accuracy._percent
     lines = ["## Model selection (project-generated data)", "",
              f"Run {data['date']} with `python benchmarks/selection.py --models "
-             f"{' '.join(data['models'])} --datasets {' '.join(data['datasets'])}`.", "",
+             f"{' '.join(data['models'])} --datasets {' '.join(data['datasets'])}"
+             f"{' --draws ' + str(data['draws']) if data.get('draws', 1) > 1 else ''}`.", "",
              "Percent. Every model is scored on the same patterns, none of which it trained on: a "
              "dataset one of the models was trained on contributes only that model's held-out "
-             "test split.", "",
+             "test split." + (f" Each set is scored under {data['draws']} draws of the "
+                              "perturbations; n counts every draw." if data.get("draws", 1) > 1
+                              else ""), "",
              "| Model | Set | n | SG top-1 | SG top-5 | Balanced acc. | Macro-F1 | "
              "System acc. | majority SG | majority system |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -100,15 +106,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--clean", action="store_true",
                         help="also score each set rendered as clean peaks, without perturbations")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="draws of the perturbations per simulated pattern (default 1)")
     args = parser.parse_args(argv)
+    if args.draws < 1:
+        parser.error("--draws must be at least 1")
     from core import dataset as store
     from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
 
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
-            "datasets": args.datasets, "results": []}
+            "datasets": args.datasets, "draws": args.draws, "results": []}
     classifiers = {name: Classifier.load(name) for name in args.models}
     sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
+    sets = [replace(s, labelled=replace(s.labelled, draws=args.draws)) for s in sets]
     if args.clean:
         sets += [clean_version(s) for s in sets]
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences

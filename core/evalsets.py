@@ -2,7 +2,7 @@
 
 Three kinds of set:
 
-* a dataset's test split (simulated sticks, augmented once with a fixed seed, or clean);
+* a dataset's test split (simulated sticks, augmented with fixed seeds, or clean);
 * a folder of measured patterns with labels: a ``labels.csv`` naming pattern files and
   space-group numbers (RRUFF-style, as in ``shared/data/rruff_dev``), or RRUFF XY + DIF pairs;
 * a folder of CIFs with a ``labels.csv``: structures simulated with realistic perturbations.
@@ -37,6 +37,8 @@ class LabelledSet:
     simulated peak lists rendered by each model in its own input representation, with the
     perturbations the model trained with, or as clean peaks of fixed width when ``clean``
     (how well a model learnt the task itself, apart from the measurement effects).
+    ``draws`` > 1 renders each row under that many draws of the perturbations (one draw's
+    luck moves top-1 by about half a point on a few thousand patterns).
     """
 
     name: str
@@ -46,6 +48,7 @@ class LabelledSet:
     dataset: Dataset | None = None
     rows: np.ndarray | None = None
     clean: bool = False
+    draws: int = 1
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -169,7 +172,9 @@ def held_out_test_set(dataset: Dataset, models: Sequence[ModelMetadata]) -> Labe
 
 @dataclass
 class ModelEvaluation:
-    """A model's predictions on a labelled set."""
+    """A model's predictions on a labelled set; with ``draws`` > 1, ``labels`` and
+    ``probabilities`` hold every draw of the same patterns, stacked draw by draw (as
+    :mod:`core.intervals` expects them)."""
 
     model: str
     set_name: str
@@ -177,12 +182,14 @@ class ModelEvaluation:
     probabilities: np.ndarray
     metrics: Metrics
     seconds: float
+    draws: int = 1
 
 
 def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvaluation:
-    """Predict every pattern of ``labelled`` and compute metrics with baselines."""
+    """Predict every pattern of ``labelled`` and compute metrics with baselines (over all
+    draws of a simulated set, seeds 2, 3, ...)."""
     started = time.perf_counter()
-    labels = labelled.labels
+    labels, draws = labelled.labels, 1
     if labelled.dataset is not None:
         from core.training import TrainingConfig, fixed_inputs
 
@@ -191,8 +198,12 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
                                 grid=meta.two_theta_grid, padded_length=meta.padded_length,
                                 augmentation=NO_AUGMENTATION if labelled.clean else
                                 Augmentation.from_dict(meta.augmentation or {}))
-        inputs, labels = fixed_inputs(labelled.dataset, labelled.rows, config, seed=2)
-        probabilities = classifier.predict_inputs(inputs)
+        draws = 1 if labelled.clean else max(1, labelled.draws)
+        rendered = [fixed_inputs(labelled.dataset, labelled.rows, config, seed=2 + draw)
+                    for draw in range(draws)]
+        labels = np.concatenate([labels for _, labels in rendered])
+        probabilities = np.concatenate([classifier.predict_inputs(inputs)
+                                        for inputs, _ in rendered])
     else:
         predictions = classifier.classify_patterns(labelled.patterns)
         keep = np.array([p.error is None for p in predictions], dtype=bool)
@@ -201,4 +212,4 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
     seconds = time.perf_counter() - started
     return ModelEvaluation(model=classifier.metadata.name, set_name=labelled.name,
                            labels=labels, probabilities=probabilities,
-                           metrics=evaluate(labels, probabilities), seconds=seconds)
+                           metrics=evaluate(labels, probabilities), seconds=seconds, draws=draws)

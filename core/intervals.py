@@ -7,6 +7,11 @@ gives an interval for any metric of :func:`core.evaluation.evaluate`; resampling
 patterns for two models (a paired bootstrap) gives one for the difference between them,
 which is much narrower than the two intervals side by side suggest, because both models
 find the same patterns easy or hard.
+
+Simulated patterns can be scored under several random draws of the measurement effects
+(``draws`` > 1, rows stacked draw by draw): the estimate then averages over the draws, and
+the bootstrap resamples *patterns*, keeping each pattern's draws together, so the interval
+is not narrowed by counting one crystal several times.
 """
 
 from __future__ import annotations
@@ -103,8 +108,21 @@ def _statistic(metric: str, true_numbers: np.ndarray, probabilities: np.ndarray
     return of_rows
 
 
-def _interval(of_rows: Callable[[np.ndarray], np.ndarray], n: int, confidence: float,
-              resamples: int, seed: int) -> Interval:
+def _patterns(n_rows: int, draws: int) -> int:
+    if draws < 1 or n_rows % draws:
+        raise ValueError(f"{n_rows} rows are not {draws} whole draws of the same patterns")
+    return n_rows // draws
+
+
+def _interval(of_rows: Callable[[np.ndarray], np.ndarray], n_rows: int, confidence: float,
+              resamples: int, seed: int, draws: int = 1) -> Interval:
+    n = _patterns(n_rows, draws)
+    if draws > 1:
+        of_patterns = of_rows
+        offsets = np.arange(draws) * n
+
+        def of_rows(patterns: np.ndarray) -> np.ndarray:  # a pattern's rows in every draw
+            return of_patterns(np.concatenate([patterns + o for o in offsets], axis=-1))
     estimate = float(of_rows(np.arange(n)[None])[0]) if n else float("nan")
     if n < 2:
         return Interval(estimate, float("nan"), float("nan"), confidence)
@@ -118,26 +136,32 @@ def _interval(of_rows: Callable[[np.ndarray], np.ndarray], n: int, confidence: f
 
 def metric_interval(true_numbers: np.ndarray, probabilities: np.ndarray, metric: str = "top1",
                     confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                    seed: int = 0) -> Interval:
-    """A metric of (n, 230) predictions with its bootstrap interval over the n patterns.
+                    seed: int = 0, draws: int = 1) -> Interval:
+    """A metric of (n, 230) predictions with its bootstrap interval over the patterns.
 
     Args:
         metric: a key of :data:`INTERVAL_METRICS`.
         confidence: the interval's coverage (0.95: 2.5th to 97.5th percentile).
         resamples: bootstrap resamples; the same ``seed`` gives the same interval.
+        draws: the rows are this many draws of the same n / draws patterns, stacked draw
+            by draw (see the module docstring).
+
+    Raises:
+        ValueError: an unknown metric, mismatched shapes, or rows that are not whole draws.
     """
     of_rows = _statistic(metric, true_numbers, probabilities)
-    return _interval(of_rows, len(np.asarray(true_numbers)), confidence, resamples, seed)
+    return _interval(of_rows, len(np.asarray(true_numbers)), confidence, resamples, seed, draws)
 
 
 def difference_interval(true_numbers: np.ndarray, probabilities_a: np.ndarray,
                         probabilities_b: np.ndarray, metric: str = "top1",
                         confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                        seed: int = 0) -> Interval:
+                        seed: int = 0, draws: int = 1) -> Interval:
     """Model A's metric minus model B's on the same patterns, with a paired bootstrap
     interval: each resample draws the same patterns for both. An interval that excludes
-    zero (:attr:`Interval.excludes_zero`) means the set tells the two models apart."""
+    zero (:attr:`Interval.excludes_zero`) means the set tells the two models apart.
+    ``draws`` as in :func:`metric_interval`."""
     of_a = _statistic(metric, true_numbers, probabilities_a)
     of_b = _statistic(metric, true_numbers, probabilities_b)
     return _interval(lambda rows: of_a(rows) - of_b(rows), len(np.asarray(true_numbers)),
-                     confidence, resamples, seed)
+                     confidence, resamples, seed, draws)

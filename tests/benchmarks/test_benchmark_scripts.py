@@ -231,6 +231,25 @@ def test_selection_can_also_score_clean_profiles_of_the_same_rows(small_dataset,
     assert scores[clean] != scores[perturbed]  # the clean rows are rendered differently
 
 
+def test_selection_can_score_several_draws_of_the_perturbations(tiny_model, tmp_path):
+    _run(str(BENCHMARKS / "selection.py"), "--models", "tiny", "default", "--datasets", "small",
+         "--draws", "3", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "selection.json").read_text())
+    test_rows = len(tiny_model.evaluation["true"])
+    assert data["draws"] == 3
+    assert all(e["metrics"]["n"] == 3 * test_rows and e["draws"] == 3 and e["unclassified"] == 0
+               for e in data["results"])
+    _run(str(BENCHMARKS / "selection.py"), "--models", "tiny", "--datasets", "small",
+         "--out", str(tmp_path / "one"))
+    single = json.loads((tmp_path / "one" / "selection.json").read_text())["results"][0]
+    several = next(e for e in data["results"] if e["model"] == single["model"])
+    assert several["confidence"] != single["confidence"]  # other draws, other probabilities
+    section = (tmp_path / "results.md").read_text()
+    assert "--draws 3`" in section and "under 3 draws of the perturbations" in section
+    assert all(d["intervals"]["top1"]["low"] <= d["intervals"]["top1"]["high"]
+               for d in data["differences"])
+
+
 def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_path):
     _run(str(BENCHMARKS / "selection.py"), "--models", "default", "--datasets", "small",
          "--out", str(tmp_path))

@@ -197,6 +197,20 @@ def test_evaluate_model_on_dataset_split(classifier, small_dataset):
     assert result.metrics.n == classifier.metadata.metrics["n"]
 
 
+def test_several_draws_stack_renderings_of_the_same_rows(classifier, small_dataset):
+    labelled = dataset_test_set(small_dataset)
+    once = evaluate_model(classifier, labelled)
+    thrice = evaluate_model(classifier, replace(labelled, draws=3))
+    n = len(labelled)
+    assert thrice.draws == 3 and thrice.metrics.n == 3 * n
+    np.testing.assert_array_equal(thrice.labels, np.tile(labelled.labels, 3))
+    # The first draw is the single-draw evaluation; the others see other perturbations.
+    np.testing.assert_allclose(thrice.probabilities[:n], once.probabilities, atol=1e-5)
+    assert not np.allclose(thrice.probabilities[n:2 * n], once.probabilities, atol=1e-3)
+    clean = evaluate_model(classifier, replace(labelled, draws=3, clean=True))
+    assert clean.draws == 1 and clean.metrics.n == n  # clean peaks have nothing to draw
+
+
 def test_a_clean_set_is_rendered_without_perturbations(classifier, small_dataset):
     labelled = dataset_test_set(small_dataset)
     clean = evaluate_model(classifier, replace(labelled, clean=True))

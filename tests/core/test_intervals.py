@@ -130,3 +130,37 @@ def test_each_resample_is_scored_as_core_evaluation_scores_it(truth, metric):
     scored = _statistic(metric, truth, probabilities)(rows)
     for row, value in zip(rows, scored):
         assert value == pytest.approx(getattr(evaluate(truth[row], probabilities[row]), metric))
+
+
+@pytest.mark.parametrize("metric", ["top1", "balanced_accuracy"])
+def test_draws_of_the_same_patterns_resample_patterns_not_rows(truth, metric):
+    probabilities = predictions(truth, np.random.default_rng(3).random(len(truth)) < 0.4)
+    single = metric_interval(truth, probabilities, metric, resamples=300, seed=4)
+    # Three identical draws: the same patterns, so the same interval, not one sqrt(3) narrower.
+    stacked = metric_interval(np.tile(truth, 3), np.tile(probabilities, (3, 1)), metric,
+                              resamples=300, seed=4, draws=3)
+    assert stacked.estimate == pytest.approx(single.estimate)
+    assert (stacked.low, stacked.high) == pytest.approx((single.low, single.high))
+    as_rows = metric_interval(np.tile(truth, 3), np.tile(probabilities, (3, 1)), metric,
+                              resamples=300, seed=4)
+    assert as_rows.high - as_rows.low < 0.8 * (single.high - single.low)
+
+
+def test_draws_average_the_estimate_and_pair_differences(truth):
+    rng = np.random.default_rng(5)
+    first = predictions(truth, rng.random(len(truth)) < 0.2)
+    second = predictions(truth, rng.random(len(truth)) < 0.5)
+    labels, draws = np.tile(truth, 2), np.concatenate([first, second])
+    interval = metric_interval(labels, draws, "top1", draws=2)
+    assert interval.estimate == pytest.approx((evaluate(truth, first).top1
+                                               + evaluate(truth, second).top1) / 2)
+    same = difference_interval(labels, draws, draws, "top1", resamples=200, draws=2)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_rows_that_are_not_whole_draws_are_refused(truth):
+    probabilities = one_hot(truth)
+    with pytest.raises(ValueError, match="whole draws"):
+        metric_interval(truth[:-1], probabilities[:-1], "top1", draws=2)
+    with pytest.raises(ValueError, match="whole draws"):
+        difference_interval(truth, probabilities, probabilities, "top1", draws=0)
