@@ -25,11 +25,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS_FILE = "results.md"
-SECTIONS = ("speed", "accuracy", "selection")
+SECTIONS = ("speed", "accuracy", "selection", "robustness")
 SECTION_TITLES = {"speed": "Speed", "accuracy": "Accuracy",
-                  "selection": "Model selection (project-generated data)"}
+                  "selection": "Model selection (project-generated data)",
+                  "robustness": "Robustness (project-generated data)"}
 SECTION_COMMANDS = {"speed": "python benchmarks/speed.py", "accuracy": "python benchmarks/accuracy.py",
-                    "selection": "python benchmarks/selection.py --models ... --datasets ..."}
+                    "selection": "python benchmarks/selection.py --models ... --datasets ...",
+                    "robustness": "python benchmarks/robustness.py"}
 
 HEADER = """# Benchmark results
 
@@ -171,14 +173,16 @@ def _finite(value):
 
 
 def rewrite_results(out_dir: Path) -> Path:
-    """Rebuild ``results.md`` in full from ``speed.json``, ``accuracy.json`` and
-    ``selection.json``."""
+    """Rebuild ``results.md`` in full from ``speed.json``, ``accuracy.json``,
+    ``selection.json`` and ``robustness.json``."""
     import accuracy
+    import robustness
     import selection
     import speed
 
     sections = {}
-    for name, module in (("speed", speed), ("accuracy", accuracy), ("selection", selection)):
+    for name, module in (("speed", speed), ("accuracy", accuracy), ("selection", selection),
+                         ("robustness", robustness)):
         path = out_dir / module.JSON_FILE
         if path.exists():
             sections[name] = module.markdown(json.loads(path.read_text(encoding="utf-8")))

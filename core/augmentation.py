@@ -10,7 +10,7 @@ noise are added and the measured range may be truncated.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -90,6 +90,44 @@ class Augmentation:
 
 NO_AUGMENTATION = Augmentation(strength=0.0)
 CLEAN_FWHM_DEG = 0.1
+
+# The measurement effects, each with the Augmentation fields that make it.
+EFFECTS: dict[str, tuple[str, ...]] = {
+    "lattice strain": ("lattice_strain", "angle_strain_deg"),
+    "zero shift and sample displacement": ("zero_shift_deg", "displacement_mm"),
+    "preferred orientation": ("texture_probability", "march_r"),
+    "intensity jitter": ("intensity_jitter",),
+    "Cu Kα2 doublet": ("ka2_probability",),
+    "impurity phase": ("impurity_probability", "impurity_fraction"),
+    "peak broadening": ("caglioti_u", "caglioti_v", "caglioti_w", "crystallite_nm", "eta"),
+    "background": ("background_level", "hump_probability", "hump_level"),
+    "counting and read noise": ("counts", "read_noise"),
+    "shorter measured range": ("truncate_probability",),
+}
+# Every effect switched off: peaks of FWHM 0.1° and η 0.5 at their Cu Kα1 positions, rendered
+# by the perturbation code, so that one effect at a time can be switched back on (:func:`only`).
+QUIET = Augmentation(
+    lattice_strain=0.0, angle_strain_deg=0.0, zero_shift_deg=0.0, displacement_mm=0.0,
+    texture_probability=0.0, intensity_jitter=0.0, ka2_probability=0.0,
+    impurity_probability=0.0, caglioti_u=(0.0, 0.0), caglioti_v=(0.0, 0.0),
+    caglioti_w=(CLEAN_FWHM_DEG ** 2,) * 2, crystallite_nm=(1e9, 1e9), eta=(0.5, 0.5),
+    background_level=(0.0, 0.0), hump_probability=0.0, counts=(1e16, 1e16),
+    read_noise=(0.0, 0.0), truncate_probability=0.0)
+
+
+def only(effect: str, ranges: Augmentation) -> Augmentation:
+    """Perturbations with just ``effect`` (a key of :data:`EFFECTS`) switched on, at its size
+    in ``ranges``, and on every pattern: an effect that ``ranges`` applies to some patterns
+    only (Kα2, texture, impurity, hump, truncation) is applied to all of them.
+
+    Raises:
+        ValueError: an unknown effect.
+    """
+    if effect not in EFFECTS:
+        raise ValueError(f"unknown effect {effect!r}; choose one of {sorted(EFFECTS)}")
+    switched_on = {name: getattr(ranges, name) for name in EFFECTS[effect]}
+    switched_on.update({name: 1.0 for name in switched_on if name.endswith("_probability")})
+    return replace(QUIET, strength=ranges.strength, **switched_on)
 
 
 @dataclass
@@ -265,5 +303,5 @@ def _measurement(profiles: np.ndarray, grid: TwoThetaGrid, aug: Augmentation,
     return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
 
 
-__all__ = ["Augmentation", "NO_AUGMENTATION", "StickBatch", "augment_profiles",
-           "normalise_profiles", "metric_inverse"]
+__all__ = ["Augmentation", "EFFECTS", "NO_AUGMENTATION", "QUIET", "StickBatch",
+           "augment_profiles", "normalise_profiles", "metric_inverse", "only"]

@@ -38,7 +38,8 @@ class LabelledSet:
     perturbations the model trained with, or as clean peaks of fixed width when ``clean``
     (how well a model learnt the task itself, apart from the measurement effects).
     ``draws`` > 1 renders each row under that many draws of the perturbations (one draw's
-    luck moves top-1 by about half a point on a few thousand patterns).
+    luck moves top-1 by about half a point on a few thousand patterns); ``augmentation``
+    replaces the model's own perturbations (to see what one effect costs, say).
     """
 
     name: str
@@ -49,6 +50,7 @@ class LabelledSet:
     rows: np.ndarray | None = None
     clean: bool = False
     draws: int = 1
+    augmentation: Augmentation | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -197,6 +199,7 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
         config = TrainingConfig(name="evaluation", input_type=meta.input_type,
                                 grid=meta.two_theta_grid, padded_length=meta.padded_length,
                                 augmentation=NO_AUGMENTATION if labelled.clean else
+                                labelled.augmentation or
                                 Augmentation.from_dict(meta.augmentation or {}))
         draws = 1 if labelled.clean else max(1, labelled.draws)
         rendered = [fixed_inputs(labelled.dataset, labelled.rows, config, seed=2 + draw)

@@ -27,6 +27,7 @@ ensure_app_navigation()
 
 JOB, RESULT, FLASH, SELECT_NEXT = "ds_job", "ds_last_result", "ds_flash", "ds_select_next"
 MAX_TABLE_ROWS = 5000
+ALL_EFFECTS = "all of them, as in training"
 
 
 @st.cache_data(max_entries=8, show_spinner="Summarising the dataset…")
@@ -113,11 +114,15 @@ def _viewer(dataset: store.Dataset, rows: pd.DataFrame) -> None:
            f"the default grid ({DEFAULT_GRID.start:g}–{DEFAULT_GRID.stop:g}°, step "
            f"{DEFAULT_GRID.step:g}°).", "fig_pattern")
 
-    from core.augmentation import Augmentation, augment_profiles
+    from core.augmentation import EFFECTS, Augmentation, augment_profiles, only
     from core.training import stick_batch  # imports Keras: only once the rest is drawn
 
-    left, right = st.columns([3, 1])
+    left, middle, right = st.columns([2, 2, 1])
     strength = left.slider("Augmentation strength", 0.0, 2.0, 1.0, 0.25, key="ds_aug_strength")
+    effect = middle.selectbox("Effects shown", [ALL_EFFECTS, *EFFECTS], key="ds_aug_effect",
+                              help="One measurement effect alone, on every variant, at the "
+                                   "training size; what each costs the bundled model is in "
+                                   "benchmarks/results.md (Robustness).")
     if right.button("Reseed", key="ds_reseed"):
         st.session_state["ds_aug_seed"] = st.session_state.get("ds_aug_seed", 0) + 1
     rng = np.random.default_rng(st.session_state.get("ds_aug_seed", 0))
@@ -125,10 +130,14 @@ def _viewer(dataset: store.Dataset, rows: pd.DataFrame) -> None:
     # Three variants of this pattern; a few others in the batch supply impurity peaks.
     partners = rng.choice(len(dataset.table), size=min(5, len(dataset.table)), replace=False)
     sticks = stick_batch(dataset, np.concatenate([[position] * 3, partners]))
-    augmented = augment_profiles(sticks, DEFAULT_GRID, Augmentation(strength=strength), rng)[:3]
+    ranges = Augmentation(strength=strength)
+    if effect != ALL_EFFECTS and strength > 0:
+        ranges = only(effect, ranges)
+    augmented = augment_profiles(sticks, DEFAULT_GRID, ranges, rng)[:3]
     _chart(fig.augmentation_figure(DEFAULT_GRID.angles, profile, augmented),
            "The same pattern as training shows it: strained cell, shifted and textured peaks, "
-           "Kα2, impurity, broadening, background and noise, drawn afresh on every batch.",
+           "Kα2, impurity, broadening, background and noise, drawn afresh on every batch."
+           if effect == ALL_EFFECTS else f"The same pattern with {effect} alone.",
            "fig_augmentation")
 
 

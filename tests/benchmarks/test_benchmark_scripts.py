@@ -43,7 +43,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def _repo_results() -> dict:
     """Modification times of the repository's own result files (they must not change)."""
     return {name: (BENCHMARKS / name).stat().st_mtime_ns if (BENCHMARKS / name).exists() else None
-            for name in ("results.md", "speed.json", "accuracy.json")}
+            for name in ("results.md", "speed.json", "accuracy.json", "robustness.json")}
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,7 @@ def test_a_script_replaces_only_its_own_section(tmp_path):
     sections = run_all.read_sections((tmp_path / "results.md").read_text())
     assert sections["speed"] == "## Speed\n\nfast" and sections["accuracy"] == "## Accuracy\n\nsecond"
     assert "Not run yet: `python benchmarks/selection.py" in sections["selection"]
+    assert "Not run yet: `python benchmarks/robustness.py`" in sections["robustness"]
     with pytest.raises(ValueError, match="unknown results section"):
         run_all.update_section(tmp_path, "memory", "x")
 
@@ -248,6 +249,42 @@ def test_selection_can_score_several_draws_of_the_perturbations(tiny_model, tmp_
     assert "--draws 3`" in section and "under 3 draws of the perturbations" in section
     assert all(d["intervals"]["top1"]["low"] <= d["intervals"]["top1"]["high"]
                for d in data["differences"])
+
+
+def test_robustness_costs_each_effect_on_the_same_held_out_rows(tiny_model, small_dataset, tmp_path):
+    before = _repo_results()
+    result = _run(str(BENCHMARKS / "robustness.py"), "--models", "tiny", "default",
+                  "--datasets", "small", "--out", str(tmp_path))
+    assert _repo_results() == before
+    from core.augmentation import EFFECTS
+
+    data = json.loads((tmp_path / "robustness.json").read_text())
+    expected = ["none (every effect off)", *EFFECTS, "all (as in training)"]
+    tiny = [e for e in data["results"] if e["model"] == "tiny"]
+    default = [e for e in data["results"] if e["model"] == "default"]
+    assert [e["condition"] for e in tiny] == [e["condition"] for e in default] == expected
+    # 'tiny' trained on 'small' and is scored on its test split; 'default' on all of it.
+    assert {(e["set"], e["metrics"]["n"]) for e in tiny} == {("small test split",
+                                                              len(tiny_model.evaluation["true"]))}
+    assert {(e["set"], e["metrics"]["n"]) for e in default} == {
+        (f"small (all {len(small_dataset)})", len(small_dataset))}
+    # 'all' renders as in training: the training run's own test evaluation (same seed).
+    assert tiny[-1]["metrics"]["top1"] == pytest.approx(tiny_model.metadata.metrics["top1"])
+    for entries in (tiny, default):
+        quiet = entries[0]
+        assert quiet["cost"]["top1"] == {"estimate": 0.0, "low": 0.0, "high": 0.0,
+                                         "confidence": 0.95}
+        for entry in entries[1:]:
+            cost = entry["cost"]["system_accuracy"]
+            assert cost["estimate"] == pytest.approx(entry["metrics"]["system_accuracy"]
+                                                     - quiet["metrics"]["system_accuracy"])
+            assert cost["low"] <= cost["estimate"] <= cost["high"]
+    # The renderings differ, and a trained model answers differently under them.
+    assert len({json.dumps(e["metrics"], sort_keys=True) for e in default}) > 5
+    text = (tmp_path / "results.md").read_text()
+    section = text[text.index("<!-- robustness -->"):text.index("<!-- /robustness -->")]
+    assert "| impurity phase |" in section and "**tiny** on small test split" in section
+    assert "Wrote" in result.stdout
 
 
 def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_path):

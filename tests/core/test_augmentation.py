@@ -10,12 +10,15 @@ from pymatgen.core import Lattice, Structure
 
 from core.augmentation import (
     CLEAN_FWHM_DEG,
+    EFFECTS,
     NO_AUGMENTATION,
+    QUIET,
     Augmentation,
     StickBatch,
     _strained_lattice,
     augment_profiles,
     metric_inverse,
+    only,
 )
 from core.dataset import Dataset, rows_from_peaklists
 from core.grid import CU_KA1, DEFAULT_GRID, d_to_two_theta
@@ -184,3 +187,44 @@ def test_augmentation_dict_round_trip():
     data["unknown_setting"] = 1
     assert Augmentation.from_dict(data) == aug
     assert NO_AUGMENTATION.strength == 0.0
+
+
+def test_every_perturbation_belongs_to_exactly_one_effect():
+    named = [name for fields in EFFECTS.values() for name in fields]
+    assert len(named) == len(set(named))
+    assert set(named) == set(Augmentation.__dataclass_fields__) - {"strength"}
+
+
+def test_quiet_rendering_is_clean_peaks_whatever_the_seed(sticks):
+    first = augment_profiles(sticks, GRID, QUIET, np.random.default_rng(1))
+    again = augment_profiles(sticks, GRID, QUIET, np.random.default_rng(2))
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    # Peaks of the clean width: the strongest peak's FWHM is 0.1° (a few grid steps).
+    strongest = first[0].argmax()
+    above_half = np.flatnonzero(first[0] >= 0.5 * first[0, strongest])
+    run = above_half[np.abs(above_half - strongest) <= 10]
+    assert (run.max() - run.min() + 1) * GRID.step == pytest.approx(CLEAN_FWHM_DEG, abs=2 * GRID.step)
+
+
+@pytest.mark.parametrize("effect", list(EFFECTS))
+def test_only_switches_on_one_effect_on_every_pattern(sticks, effect):
+    ranges = Augmentation(ka2_probability=0.2, impurity_probability=0.1)
+    one = only(effect, ranges)
+    for name in Augmentation.__dataclass_fields__:
+        expected = getattr(QUIET, name) if name not in EFFECTS[effect] else (
+            1.0 if name.endswith("_probability") else getattr(ranges, name))
+        assert getattr(one, name) == (ranges.strength if name == "strength" else expected), name
+    quiet = augment_profiles(sticks, GRID, QUIET, np.random.default_rng(3))
+    perturbed = augment_profiles(sticks, GRID, one, np.random.default_rng(3))
+    if effect == "shorter measured range":  # nothing to lose where a pattern has no peaks
+        start, end = GRID.angles < GRID.start + 0.5, GRID.angles > GRID.stop - 0.5
+        changed = (perturbed[:, start] == 0).all(axis=1) | (perturbed[:, end] == 0).all(axis=1)
+        assert not ((quiet[:, start] == 0).all(axis=1) | (quiet[:, end] == 0).all(axis=1)).any()
+    else:
+        changed = np.abs(perturbed - quiet).max(axis=1) > 1e-3
+    assert changed.all(), f"{effect}: {changed.mean():.0%} of patterns changed"
+
+
+def test_only_refuses_an_unknown_effect():
+    with pytest.raises(ValueError, match="unknown effect"):
+        only("cosmic rays", Augmentation())

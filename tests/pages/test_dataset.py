@@ -4,8 +4,11 @@ against real local HTTP servers that answer like the services), export and delet
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+
+import numpy as np
 
 from streamlit.testing.v1 import AppTest
 
@@ -37,6 +40,13 @@ def _charts(at: AppTest) -> dict[str, dict]:
         spec = json.loads(element.proto.spec)
         charts[element.proto.id] = spec
     return charts
+
+
+def _values(array) -> np.ndarray:
+    """A figure's data array, as Plotly writes it: a list, or typed binary data."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array, dtype=float)
 
 
 def _matching(at: AppTest) -> int:
@@ -106,8 +116,20 @@ def test_browse_bundled_dataset():
     before = json.loads(at.get("plotly_chart")[7].proto.spec)["data"][1]["y"]
     at.button(key="ds_reseed").click().run()
     _ok(at)
-    after = json.loads(at.get("plotly_chart")[7].proto.spec)["data"][1]["y"]
+    spec_after = at.get("plotly_chart")[7].proto.spec
+    after = json.loads(spec_after)["data"][1]["y"]
     assert before != after
+    # One effect alone: the Kα2 doublet adds a shoulder beside every peak and nothing else,
+    # so the variants agree with each other (no other effect is drawn at random).
+    at.selectbox(key="ds_aug_effect").set_value("Cu Kα2 doublet").run()
+    _ok(at)
+    preview = json.loads(at.get("plotly_chart")[7].proto.spec)["data"]
+    variants = [_values(trace["y"]) - 1.1 * i for i, trace in enumerate(preview) if i]
+    assert len(variants) == 3
+    np.testing.assert_allclose(variants[0], variants[1], atol=1e-4)
+    every_effect = _values(json.loads(spec_after)["data"][1]["y"]) - 1.1
+    assert not np.allclose(variants[0], every_effect, atol=1e-3)
+    assert any("Cu Kα2 doublet alone" in c.value for c in at.caption)
 
     # Options: log axis, element bar chart, bad filter input gives a clear message.
     at.toggle(key="ds_log").set_value(True)
