@@ -5,8 +5,10 @@ import streamlit as st
 
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
-from ui.cards import (confidence_summary, external_confidence, external_intervals,
-                      external_results, metrics_table, shown, training_summary)
+from ui.cards import (confidence_summary, effect_costs, external_confidence,
+                      external_intervals, external_results, metrics_table, shown,
+                      training_summary)
+from ui.figures_compare import effect_cost_figure
 from ui.routing import ensure_app_navigation
 from ui.tables import right_aligned_columns
 
@@ -64,3 +66,16 @@ for set_name, metrics in external.items():
         st.caption(confidence_summary(confidence[set_name]))
 if not external:
     st.caption("Real-data results appear here after `python benchmarks/accuracy.py` has run.")
+
+set_name, costs = effect_costs(meta.name)
+if not costs.empty:
+    st.subheader("What makes a pattern hard")
+    st.plotly_chart(effect_cost_figure(costs), key="home_effects", width="stretch")
+    quiet, every = costs.iloc[0], costs.iloc[-1]
+    st.caption(
+        f"The same {set_name} patterns (project-generated, never trained on) rendered with "
+        f"every measurement effect switched off ({quiet['top-1 %']:.1f} % top-1, "
+        f"{quiet['crystal system %']:.1f} % crystal system), with one effect at a time at the "
+        f"size the model trained with, and with all of them ({every['top-1 %']:.1f} % and "
+        f"{every['crystal system %']:.1f} %). From `benchmarks/robustness.py`; the Datasets "
+        "page previews each effect.")

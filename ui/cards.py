@@ -13,6 +13,7 @@ from core.registry import ModelMetadata
 from ui.tables import as_text
 
 ACCURACY_RESULTS = PROJECT_ROOT / "benchmarks" / "accuracy.json"
+ROBUSTNESS_RESULTS = PROJECT_ROOT / "benchmarks" / "robustness.json"
 
 
 INTERVAL_COLUMNS = ("95 % interval low", "95 % interval high")
@@ -85,6 +86,28 @@ def confidence_summary(record: dict) -> str:
             f"{percent(record.get('ece_space_group'))} (0 when the probabilities are honest).")
 
 
+def effect_costs(model_name: str, path: Path | None = None) -> tuple[str, pd.DataFrame]:
+    """What each measurement effect alone costs ``model_name``, as written by
+    ``benchmarks/robustness.py``: the set it was measured on, and one row per rendering with
+    its top-1 and crystal-system accuracy and their paired change from the quiet rendering
+    (percent and points, with 95 % bounds). ``("", empty table)`` when not run."""
+    entries = _benchmark_entries(model_name, path or ROBUSTNESS_RESULTS)
+    if not entries:
+        return "", pd.DataFrame()
+    set_name = entries[0]["set"]
+    rows = []
+    for entry in (e for e in entries if e["set"] == set_name):
+        row = {"rendering": entry["condition"]}
+        for metric, label in (("top1", "top-1"), ("system_accuracy", "crystal system")):
+            cost = entry["cost"][metric]
+            row |= {f"{label} %": 100 * entry["metrics"][metric],
+                    f"{label} change": 100 * cost["estimate"],
+                    f"{label} change low": 100 * cost["low"],
+                    f"{label} change high": 100 * cost["high"]}
+        rows.append(row)
+    return set_name, pd.DataFrame(rows).set_index("rendering")
+
+
 def _benchmark_entries(model_name: str, path: Path | None) -> list[dict]:
     path = path or ACCURACY_RESULTS
     try:
@@ -97,8 +120,8 @@ def _benchmark_entries(model_name: str, path: Path | None) -> list[dict]:
 
 @lru_cache(maxsize=4)
 def _read_results(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
-    """The entries of an ``accuracy.json``, read once per version of the file (the Home and
-    Classify pages ask for them on every rerun); empty when unreadable."""
+    """The entries of a benchmark's JSON file, read once per version of the file (the Home
+    and Classify pages ask for them on every rerun); empty when unreadable."""
     try:
         return tuple(json.loads(Path(path).read_text()).get("results", []))
     except (OSError, ValueError, AttributeError):

@@ -222,3 +222,20 @@ def training_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "ac
     if metric == "learning_rate":
         figure.update_yaxes(type="log")
     return figure
+
+
+def effect_cost_figure(costs: pd.DataFrame, metric: str = "top-1") -> go.Figure:
+    """Horizontal bars: the change in ``metric`` (points) that each rendering of
+    :func:`ui.cards.effect_costs` causes, with its 95 % interval as error bars."""
+    shown = costs.iloc[1:]  # the first row is the quiet reference itself
+    change = shown[f"{metric} change"]
+    figure = go.Figure(go.Bar(
+        x=change, y=shown.index, orientation="h", marker_color=np.where(change < 0, PALETTE[3], PALETTE[2]),
+        error_x=dict(type="data", symmetric=False, array=shown[f"{metric} change high"] - change,
+                     arrayminus=change - shown[f"{metric} change low"]),
+        hovertemplate="%{y}: %{x:+.1f} points<extra></extra>"))
+    figure.update_xaxes(title=f"change in {metric} accuracy (points), 95 % interval",
+                        zeroline=True, zerolinecolor="black")
+    figure.update_yaxes(autorange="reversed")
+    return figure.update_layout(title="What each measurement effect alone costs", height=420,
+                                margin=dict(l=10, r=10, t=50, b=10))

@@ -285,6 +285,13 @@ def test_robustness_costs_each_effect_on_the_same_held_out_rows(tiny_model, smal
     section = text[text.index("<!-- robustness -->"):text.index("<!-- /robustness -->")]
     assert "| impurity phase |" in section and "**tiny** on small test split" in section
     assert "Wrote" in result.stdout
+    # The Home page reads the file as written.
+    from ui.cards import effect_costs
+
+    set_name, costs = effect_costs("default", tmp_path / "robustness.json")
+    assert set_name == default[0]["set"] and list(costs.index) == expected
+    assert list(costs["top-1 change"]) == pytest.approx(
+        [100 * e["cost"]["top1"]["estimate"] for e in default])
 
 
 def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_path):

@@ -55,3 +55,29 @@ def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatc
     assert list(rruff.loc["Space group top-1", list(cards.INTERVAL_COLUMNS)]) == ["1.1", "12.3"]
     assert "95 % interval low" not in cod.columns
     assert sum("95 % interval" in c.value for c in at.caption) == 1
+
+
+def test_home_shows_what_each_measurement_effect_costs(tmp_path, monkeypatch):
+    import json
+
+    from tests.ui.test_cards import robustness_entry
+    from ui import cards
+
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps({"results": [
+        robustness_entry("none (every effect off)", 0.30, 0.0),
+        robustness_entry("impurity phase", 0.20, -0.10),
+        robustness_entry("all (as in training)", 0.25, -0.05)]}))
+    monkeypatch.setattr(cards, "ROBUSTNESS_RESULTS", path)
+    at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "What makes a pattern hard" in [h.value for h in at.subheader]
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["data"][0]["y"] == ["impurity phase", "all (as in training)"]
+    caption = next(c.value for c in at.caption if "switched off" in c.value)
+    assert "(30.0 % top-1, 70.0 % crystal system)" in caption and "(25.0 % and 65.0 %)" in caption
+
+    monkeypatch.setattr(cards, "ROBUSTNESS_RESULTS", tmp_path / "missing.json")
+    at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "What makes a pattern hard" not in [h.value for h in at.subheader]

@@ -3,11 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from core.evaluation import evaluate
 from core.registry import ModelMetadata
-from ui.cards import (INTERVAL_COLUMNS, confidence_summary, external_confidence, external_intervals,
-                      external_results, metrics_table, shown, training_summary)
+from ui.cards import (INTERVAL_COLUMNS, confidence_summary, effect_costs, external_confidence,
+                      external_intervals, external_results, metrics_table, shown,
+                      training_summary)
 
 
 def test_metrics_table_puts_baselines_beside_the_model():
@@ -115,3 +117,30 @@ def test_external_intervals_reads_only_entries_that_have_them(tmp_path):
         {"model": "other", "set": "RRUFF", "intervals": {}}]}))
     assert external_intervals("default", path) == {"RRUFF": intervals}
     assert external_intervals("default", tmp_path / "missing.json") == {}
+
+
+def robustness_entry(condition: str, top1: float, cost: float, set_name: str = "default (all 10)",
+                     model: str = "default") -> dict:
+    interval = {"estimate": cost, "low": cost - 0.02, "high": cost + 0.01, "confidence": 0.95}
+    return {"model": model, "set": set_name, "condition": condition,
+            "metrics": {"top1": top1, "system_accuracy": top1 + 0.4},
+            "cost": {"top1": interval, "system_accuracy": interval}}
+
+
+def test_effect_costs_reads_the_robustness_benchmark(tmp_path):
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps({"results": [
+        robustness_entry("none (every effect off)", 0.30, 0.0),
+        robustness_entry("impurity phase", 0.20, -0.10),
+        robustness_entry("none (every effect off)", 0.5, 0.0, set_name="other"),
+        robustness_entry("none (every effect off)", 0.1, 0.0, model="tiny")]}))
+    set_name, costs = effect_costs("default", path)
+    assert set_name == "default (all 10)"  # the first set the model was scored on
+    assert list(costs.index) == ["none (every effect off)", "impurity phase"]
+    row = costs.loc["impurity phase"]
+    assert (row["top-1 %"], row["top-1 change"]) == pytest.approx((20.0, -10.0))
+    assert (row["top-1 change low"], row["top-1 change high"]) == pytest.approx((-12.0, -9.0))
+    assert row["crystal system %"] == pytest.approx(60.0)
+    assert effect_costs("default", tmp_path / "missing.json")[1].empty
+    nobody = effect_costs("nobody", path)
+    assert nobody[0] == "" and nobody[1].empty

@@ -174,3 +174,18 @@ def test_reliability_figure_has_the_diagonal_and_one_line_per_model():
     assert list(figure.data[1].x) == pytest.approx(list(tables["a"]["confidence"]))
     assert list(figure.data[2].y) == pytest.approx(list(tables["b"]["accuracy"]))
     assert sum(figure.data[1].customdata[:, 2]) == len(TRUE)
+
+
+def test_effect_cost_figure_shows_every_effect_with_its_interval():
+    costs = pd.DataFrame({"top-1 %": [30.0, 20.0, 31.0], "top-1 change": [0.0, -10.0, 1.0],
+                          "top-1 change low": [0.0, -12.0, -0.5],
+                          "top-1 change high": [0.0, -9.0, 2.0]},
+                         index=["none (every effect off)", "impurity phase", "background"])
+    figure = figs.effect_cost_figure(costs)
+    bar = figure.data[0]
+    assert list(bar.y) == ["impurity phase", "background"]  # the quiet reference is not a bar
+    assert list(bar.x) == [-10.0, 1.0]
+    assert list(bar.error_x.array) == pytest.approx([1.0, 1.0])
+    assert list(bar.error_x.arrayminus) == pytest.approx([2.0, 1.5])
+    assert bar.marker.color[0] != bar.marker.color[1]  # a cost and a gain look different
+    assert "top-1" in figure.layout.xaxis.title.text
