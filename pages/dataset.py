@@ -134,10 +134,15 @@ def _viewer(dataset: store.Dataset, rows: pd.DataFrame) -> None:
     if effect != ALL_EFFECTS and strength > 0:
         ranges = only(effect, ranges)
     augmented = augment_profiles(sticks, DEFAULT_GRID, ranges, rng)[:3]
-    _chart(fig.augmentation_figure(DEFAULT_GRID.angles, profile, augmented),
-           "The same pattern as training shows it: strained cell, shifted and textured peaks, "
-           "Kα2, impurity, broadening, background and noise, drawn afresh on every batch."
-           if effect == ALL_EFFECTS else f"The same pattern with {effect} alone.",
+    if strength == 0:
+        caption = "Strength 0: clean peaks of fixed width, without any perturbation."
+    elif effect == ALL_EFFECTS:
+        caption = ("The same pattern as training shows it: strained cell, shifted and textured "
+                   "peaks, Kα2, impurity, broadening, background and noise, drawn afresh on "
+                   "every batch.")
+    else:
+        caption = f"The same pattern with {effect} alone."
+    _chart(fig.augmentation_figure(DEFAULT_GRID.angles, profile, augmented), caption,
            "fig_augmentation")
 
 

@@ -130,6 +130,9 @@ def test_browse_bundled_dataset():
     every_effect = _values(json.loads(spec_after)["data"][1]["y"]) - 1.1
     assert not np.allclose(variants[0], every_effect, atol=1e-3)
     assert any("Cu Kα2 doublet alone" in c.value for c in at.caption)
+    at.slider(key="ds_aug_strength").set_value(0.0).run()
+    _ok(at)
+    assert any("Strength 0: clean peaks" in c.value for c in at.caption)
 
     # Options: log axis, element bar chart, bad filter input gives a clear message.
     at.toggle(key="ds_log").set_value(True)
