@@ -11,7 +11,10 @@ Both the network output and the output re-weighted to real-world frequencies are
 ``--clean`` adds each set once more rendered as clean peaks (no perturbations);
 ``--draws K`` scores each simulated set under K draws of the perturbations (seeds 2 to
 K + 1; one draw's luck moves top-1 by about half a point, as much as the differences a
-choice often rests on), and its intervals resample crystals with all their draws. Every
+choice often rests on), and its intervals resample crystals with all their draws.
+Each model sees the perturbations it trained with, unless ``--ranges-of MODEL`` renders
+every set with that model's (to compare models trained with different ranges on the
+same inputs). Every
 metric comes with a 95 % bootstrap interval, and every model after the first with paired
 intervals of its difference from the first (the incumbent): whether the sets can tell them
 apart at all.
@@ -80,12 +83,15 @@ def markdown(data: dict) -> str:
     lines = ["## Model selection (project-generated data)", "",
              f"Run {data['date']} with `python benchmarks/selection.py --models "
              f"{' '.join(data['models'])} --datasets {' '.join(data['datasets'])}"
-             f"{' --draws ' + str(data['draws']) if data.get('draws', 1) > 1 else ''}`.", "",
+             f"{' --draws ' + str(data['draws']) if data.get('draws', 1) > 1 else ''}"
+             f"{' --ranges-of ' + data['ranges_of'] if data.get('ranges_of') else ''}`.", "",
              "Percent. Every model is scored on the same patterns, none of which it trained on: a "
              "dataset one of the models was trained on contributes only that model's held-out "
              "test split." + (f" Each set is scored under {data['draws']} draws of the "
                               "perturbations; n counts every draw." if data.get("draws", 1) > 1
-                              else ""), "",
+                              else "")
+             + (f" Every model sees {data['ranges_of']}'s training perturbations."
+                if data.get("ranges_of") else ""), "",
              "| Model | Set | n | SG top-1 | SG top-5 | Balanced acc. | Macro-F1 | "
              "System acc. | majority SG | majority system |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -108,18 +114,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score each set rendered as clean peaks, without perturbations")
     parser.add_argument("--draws", type=int, default=1,
                         help="draws of the perturbations per simulated pattern (default 1)")
+    parser.add_argument("--ranges-of", metavar="MODEL",
+                        help="render every set with this model's training perturbations "
+                             "(default: each model its own)")
     args = parser.parse_args(argv)
     if args.draws < 1:
         parser.error("--draws must be at least 1")
+    if args.ranges_of and args.ranges_of not in args.models:
+        parser.error("--ranges-of must name one of --models")
     from core import dataset as store
+    from core.augmentation import Augmentation
     from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
 
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
-            "datasets": args.datasets, "draws": args.draws, "results": []}
+            "datasets": args.datasets, "draws": args.draws, "ranges_of": args.ranges_of,
+            "results": []}
     classifiers = {name: Classifier.load(name) for name in args.models}
+    ranges = (Augmentation.from_dict(classifiers[args.ranges_of].metadata.augmentation or {})
+              if args.ranges_of else None)
     sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
-    sets = [replace(s, labelled=replace(s.labelled, draws=args.draws)) for s in sets]
+    sets = [replace(s, labelled=replace(s.labelled, draws=args.draws, augmentation=ranges))
+            for s in sets]
     if args.clean:
         sets += [clean_version(s) for s in sets]
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences

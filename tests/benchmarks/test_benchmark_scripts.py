@@ -251,6 +251,27 @@ def test_selection_can_score_several_draws_of_the_perturbations(tiny_model, tmp_
                for d in data["differences"])
 
 
+def test_selection_can_render_every_model_with_one_models_perturbations(tiny_model, tmp_path):
+    def run(out, *extra):
+        _run(str(BENCHMARKS / "selection.py"), "--models", "tiny", "default", "--datasets",
+             "small", "--out", str(out), *extra)
+        data = json.loads((out / "selection.json").read_text())
+        return data, {e["model"]: e for e in data["results"]}
+
+    _, own = run(tmp_path / "own")
+    data, shared = run(tmp_path / "shared", "--ranges-of", "default")
+    assert data["ranges_of"] == "default"
+    # 'default' sees its own perturbations either way; 'tiny' (other strain ranges) does not.
+    assert shared["default"]["confidence"] == own["default"]["confidence"]
+    assert shared["tiny"]["confidence"] != own["tiny"]["confidence"]
+    section = (tmp_path / "shared" / "results.md").read_text()
+    assert "--ranges-of default`" in section and "sees default's training perturbations" in section
+    refused = subprocess.run([sys.executable, str(BENCHMARKS / "selection.py"), "--models", "tiny",
+                              "--datasets", "small", "--ranges-of", "default"], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--ranges-of must name one of --models" in refused.stderr
+
+
 def test_robustness_costs_each_effect_on_the_same_held_out_rows(tiny_model, small_dataset, tmp_path):
     before = _repo_results()
     result = _run(str(BENCHMARKS / "robustness.py"), "--models", "tiny", "default",
