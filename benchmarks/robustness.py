@@ -63,7 +63,8 @@ def score(classifier, evaluation_set, draws: int = 1) -> list[dict]:
         started = time.perf_counter()
         labelled = replace(evaluation_set.labelled, augmentation=augmentation, draws=draws)
         result = evaluate_model(classifier, labelled)
-        quiet = quiet or result
+        if quiet is None:  # the first rendering is the reference
+            quiet = result
         entries.append({
             "model": classifier.metadata.name, "set": evaluation_set.label, "condition": label,
             "draws": result.draws, "metrics": result.metrics.to_dict(),

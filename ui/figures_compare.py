@@ -229,8 +229,9 @@ def effect_cost_figure(costs: pd.DataFrame, metric: str = "top-1") -> go.Figure:
     :func:`ui.cards.effect_costs` causes, with its 95 % interval as error bars."""
     shown = costs.iloc[1:]  # the first row is the quiet reference itself
     change = shown[f"{metric} change"]
+    colours = np.where(change < 0, PALETTE[3], PALETTE[2])  # a cost red, a gain green
     figure = go.Figure(go.Bar(
-        x=change, y=shown.index, orientation="h", marker_color=np.where(change < 0, PALETTE[3], PALETTE[2]),
+        x=change, y=shown.index, orientation="h", marker_color=colours,
         error_x=dict(type="data", symmetric=False, array=shown[f"{metric} change high"] - change,
                      arrayminus=change - shown[f"{metric} change low"]),
         hovertemplate="%{y}: %{x:+.1f} points<extra></extra>"))

@@ -272,7 +272,8 @@ def test_selection_can_render_every_model_with_one_models_perturbations(tiny_mod
     assert refused.returncode == 2 and "--ranges-of must name one of --models" in refused.stderr
 
 
-def test_robustness_costs_each_effect_on_the_same_held_out_rows(tiny_model, small_dataset, tmp_path):
+def test_robustness_costs_each_effect_on_the_same_held_out_rows(tiny_model, small_dataset,
+                                                                 tmp_path):
     before = _repo_results()
     result = _run(str(BENCHMARKS / "robustness.py"), "--models", "tiny", "default",
                   "--datasets", "small", "--out", str(tmp_path))

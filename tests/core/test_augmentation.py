@@ -203,7 +203,8 @@ def test_quiet_rendering_is_clean_peaks_whatever_the_seed(sticks):
     strongest = first[0].argmax()
     above_half = np.flatnonzero(first[0] >= 0.5 * first[0, strongest])
     run = above_half[np.abs(above_half - strongest) <= 10]
-    assert (run.max() - run.min() + 1) * GRID.step == pytest.approx(CLEAN_FWHM_DEG, abs=2 * GRID.step)
+    width = (run.max() - run.min() + 1) * GRID.step
+    assert width == pytest.approx(CLEAN_FWHM_DEG, abs=2 * GRID.step)
 
 
 @pytest.mark.parametrize("effect", list(EFFECTS))
