@@ -53,13 +53,11 @@ def conditions(ranges) -> list[tuple[str, object]]:
 
 def score(classifier, evaluation_set, draws: int = 1) -> list[dict]:
     """One entry per condition: metrics with intervals, and the paired cost against quiet."""
-    from core.augmentation import Augmentation
     from core.evalsets import evaluate_model
     from core.intervals import difference_interval, metric_interval
 
-    ranges = Augmentation.from_dict(classifier.metadata.augmentation or {})
     entries, quiet = [], None
-    for label, augmentation in conditions(ranges):
+    for label, augmentation in conditions(classifier.metadata.training_augmentation):
         started = time.perf_counter()
         labelled = replace(evaluation_set.labelled, augmentation=augmentation, draws=draws)
         result = evaluate_model(classifier, labelled)

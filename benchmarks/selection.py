@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.ranges_of and args.ranges_of not in args.models:
         parser.error("--ranges-of must name one of --models")
     from core import dataset as store
-    from core.augmentation import Augmentation
     from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
 
@@ -131,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": args.datasets, "draws": args.draws, "ranges_of": args.ranges_of,
             "results": []}
     classifiers = {name: Classifier.load(name) for name in args.models}
-    ranges = (Augmentation.from_dict(classifiers[args.ranges_of].metadata.augmentation or {})
-              if args.ranges_of else None)
+    ranges = (classifiers[args.ranges_of].metadata.training_augmentation if args.ranges_of
+              else None)
     sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
     sets = [replace(s, labelled=replace(s.labelled, draws=args.draws, augmentation=ranges))
             for s in sets]

@@ -199,8 +199,7 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
         config = TrainingConfig(name="evaluation", input_type=meta.input_type,
                                 grid=meta.two_theta_grid, padded_length=meta.padded_length,
                                 augmentation=NO_AUGMENTATION if labelled.clean else
-                                labelled.augmentation or
-                                Augmentation.from_dict(meta.augmentation or {}))
+                                labelled.augmentation or meta.training_augmentation)
         draws = 1 if labelled.clean else max(1, labelled.draws)
         rendered = [fixed_inputs(labelled.dataset, labelled.rows, config, seed=2 + draw)
                     for draw in range(draws)]

@@ -95,6 +95,14 @@ class ModelMetadata:
         return TwoThetaGrid.from_dict(self.grid)
 
     @property
+    def training_augmentation(self):
+        """The perturbations the model was trained with (:class:`core.augmentation.Augmentation`;
+        the defaults when none were recorded)."""
+        from core.augmentation import Augmentation  # rendering code: only when asked for
+
+        return Augmentation.from_dict(self.augmentation or {})
+
+    @property
     def input_length(self) -> int:
         return self.two_theta_grid.size if self.input_type == "grid" else 2 * self.padded_length
 

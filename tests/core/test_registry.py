@@ -232,3 +232,13 @@ def test_lambda_layer_is_refused():
     # It is still listed (its metadata is fine), so the user can delete it.
     assert "reg_lambda" in {m.name for m in registry.list_models()}
     registry.delete_model("reg_lambda")
+
+
+def test_training_augmentation_reads_the_recorded_ranges():
+    from core.augmentation import Augmentation
+
+    recorded = Augmentation(impurity_probability=0.6, impurity_fraction=(0.01, 0.15))
+    meta = ModelMetadata(name="m", kind="resnet1d", augmentation=json.loads(json.dumps(
+        recorded.to_dict())))  # as read back from metadata.json: tuples become lists
+    assert meta.training_augmentation == recorded
+    assert ModelMetadata(name="m", kind="resnet1d").training_augmentation == Augmentation()
