@@ -240,9 +240,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--total", type=int, default=0, help="crystals drawn by the real-world group prior")
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
-    g.add_argument("--sites", default="few",
-                   help="independent sites per crystal: few (1-2 per species) or cod "
-                        "(drawn from COD's counts, larger cells; use with --max-atoms 160)")
+    g.add_argument("--sites", default="few", choices=("few", "cod", "cod-system"),
+                   help="independent sites per crystal: few (1-2 per species), cod (drawn "
+                        "from COD's counts, larger cells; use with --max-atoms 160) or "
+                        "cod-system (COD's counts for the crystal's own system)")
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),
                    help="random crystals from pyxtal, or core.fast_crystals (15-25 times faster)")
     g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")

@@ -174,7 +174,7 @@ def _orbit_plan(tables: _GroupTables, n_species: int, spec: RandomCrystalSpec,
     general = tables.wyckoff[0].multiplicity
     used_fixed: set[int] = set()
     budget, plan = spec.max_atoms, []
-    planned = planned_sites(n_species, spec, rng)
+    planned = planned_sites(n_species, spec, rng, tables.system)
     for i in range(n_species):
         chosen: list[int] = []
         for _ in range(orbits_for(i, n_species, planned, rng)):
@@ -211,9 +211,9 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
     tables = _tables(int(space_group))
     plan = None
     for attempt in range(attempts):
-        # "few" draws a new plan per attempt. "cod" keeps its plan and loosens the cell
+        # "few" draws a new plan per attempt. The COD plans keep theirs and loosen the cell
         # instead: random placement jams in large cells, and new draws would favour small ones.
-        keep = spec.sites == "cod" and plan is not None
+        keep = spec.sites != "few" and plan is not None
         if not keep:
             n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
             plan = _orbit_plan(tables, n_species, spec, rng)
@@ -228,7 +228,7 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
         facts = [_element_facts(s, role) for s, role in zip(species, roles)]
         n_atoms = [sum(tables.wyckoff[j].multiplicity for j in orbits) for orbits in plan]
         volume = sum(n * v for n, (v, _) in zip(n_atoms, facts)) * rng.uniform(0.95, 1.3)
-        if spec.sites == "cod":
+        if spec.sites != "few":
             volume *= 1 + 0.1 * attempt
         cell = _random_cell(tables.system, volume, rng)
         crystal = _place(tables, cell, plan, species, facts, rng, placements)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from core.symmetry import crystal_system_of
+
 logger = logging.getLogger(__name__)
 
 # Anions and their relative frequency in inorganic crystal databases (rounded, per structure).
@@ -37,7 +39,7 @@ CATIONS: dict[str, float] = {
 
 
 # How a random crystal's independent sites are counted (RandomCrystalSpec.sites).
-SITE_PLANS = ("few", "cod")
+SITE_PLANS = ("few", "cod", "cod-system")
 
 MIN_CELL_VOLUME = 1.0  # Å³; the smallest real cells hold about 5 Å³
 
@@ -139,6 +141,9 @@ class RandomCrystalSpec:
             species, up to three for the anion (median 4; how ``train_v3`` was made).
             ``"cod"``: the total is drawn from the counts in COD structures (median 5, a long
             tail of large cells; :func:`planned_sites`), as far as ``max_atoms`` allows.
+            ``"cod-system"``: drawn from the COD counts of the crystal's own crystal system
+            (median 22 independent sites for triclinic structures, 11 monoclinic, 2 cubic;
+            ``"cod"`` gives every system the same spread).
     """
 
     max_atoms: int = 72
@@ -157,25 +162,49 @@ class RandomCrystalSpec:
 MAX_SITES = 24
 
 
-@lru_cache(maxsize=1)
-def site_count_probabilities() -> np.ndarray:
+# Pseudo-count of the all-COD distribution added to one crystal system's counts (about a
+# hundred structures each), so that a site count no structure of that system has stays possible.
+SYSTEM_SMOOTHING = 5.0
+
+
+def _folded(counts: dict[str, int]) -> np.ndarray:
+    folded = np.zeros(MAX_SITES)
+    for n, count in counts.items():
+        folded[min(int(n), MAX_SITES) - 1] += count
+    return folded
+
+
+@lru_cache(maxsize=8)
+def site_count_probabilities(system: str | None = None) -> np.ndarray:
     """P(n independent sites) for n = 1 ... :data:`MAX_SITES` (index n - 1): COD's counts
-    (``core/data/site_frequency.json``, numbers only), the tail folded into MAX_SITES."""
+    (``core/data/site_frequency.json``, numbers only), the tail folded into MAX_SITES;
+    those of one crystal system when ``system`` is given (smoothed towards all of COD)."""
     data = json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
-    counts = np.zeros(MAX_SITES)
-    for n, count in data["counts"].items():
-        counts[min(int(n), MAX_SITES) - 1] += count
+    overall = _folded(data["counts"])
+    overall /= overall.sum()
+    if system is None:
+        return overall
+    if system not in data["by_system"]:
+        raise ValueError(f"no COD site counts for crystal system {system!r}")
+    counts = _folded(data["by_system"][system]) + SYSTEM_SMOOTHING * overall
     return counts / counts.sum()
 
 
-def planned_sites(n_species: int, spec: RandomCrystalSpec,
-                  rng: np.random.Generator) -> list[int] | None:
-    """Independent sites per species for ``spec.sites == "cod"`` (None for ``"few"``, whose
-    counts are drawn species by species). Every species gets one site; the rest go at
-    random, the anion (listed last) weighted double as in real oxides and salts."""
+def planned_sites(n_species: int, spec: RandomCrystalSpec, rng: np.random.Generator,
+                  system: str | None = None) -> list[int] | None:
+    """Independent sites per species for the COD plans (None for ``"few"``, whose counts
+    are drawn species by species). Every species gets one site; the rest go at random, the
+    anion (listed last) weighted double as in real oxides and salts.
+
+    Args:
+        system: the crystal system, needed by ``"cod-system"``.
+    """
     if spec.sites == "few":
         return None
-    total = max(n_species, int(rng.choice(MAX_SITES, p=site_count_probabilities())) + 1)
+    if spec.sites == "cod-system" and system is None:
+        raise ValueError('sites="cod-system" needs the crystal system')
+    p = site_count_probabilities(system if spec.sites == "cod-system" else None)
+    total = max(n_species, int(rng.choice(MAX_SITES, p=p)) + 1)
     weights = np.ones(n_species)
     if n_species > 1:
         weights[-1] = 2.0
@@ -206,7 +235,7 @@ def _site_counts(group, n_species: int, spec: RandomCrystalSpec,
     general = multiplicities[0]
     counts = []
     budget = spec.max_atoms
-    planned = planned_sites(n_species, spec, rng)
+    planned = planned_sites(n_species, spec, rng, crystal_system_of(int(group.number)))
     for i in range(n_species):
         count = 0
         for _ in range(orbits_for(i, n_species, planned, rng)):

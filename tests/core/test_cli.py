@@ -264,3 +264,18 @@ def test_datasets_lists_the_store(small_dataset, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[0] == "default"
     assert any(line.split()[0] == "small" and "patterns" in line for line in out)
+
+
+def test_generate_with_system_site_counts(capsys):
+    common = ["--total", "0", "--minimum", "0", "--per-group", "6", "--space-groups", "2",
+              "--seed", "4", "--processes", "1", "--engine", "fast", "--max-atoms", "160"]
+    assert main(["generate", "--name", "all_cod", *common, "--sites", "cod"]) == 0
+    assert main(["generate", "--name", "by_system", *common, "--sites", "cod-system"]) == 0
+    capsys.readouterr()
+    all_cod, by_system = store.load("all_cod").table, store.load("by_system").table
+    assert "--sites cod-system" in store.load("by_system").meta["command"]
+    assert (by_system["sg_number"] == 2).all() and len(by_system) >= 4
+    # Triclinic crystals take COD's triclinic site counts: larger cells than COD overall.
+    assert by_system["n_sites"].median() > 2 * all_cod["n_sites"].median()
+    with pytest.raises(SystemExit):
+        main(["generate", "--name", "bad", *common, "--sites", "many"])

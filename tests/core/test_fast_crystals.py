@@ -172,3 +172,22 @@ def test_cod_site_plan_gives_larger_cells_like_real_crystals():
     assert max(sites["few"]) <= 9
     assert np.percentile(sites["cod"], 75) >= 8
     assert np.median(sites["cod"]) >= np.median(sites["few"])
+
+
+def test_system_site_plan_gives_triclinic_crystals_real_sizes():
+    """COD's triclinic structures have a median of 22 independent sites (the all-COD plan
+    gives every system a median of 5), its cubic ones 2."""
+    sites = {"cod": [], "cod-system": []}
+    for plan in sites:
+        spec = RandomCrystalSpec(max_atoms=160, sites=plan)
+        rng = np.random.default_rng(3)
+        for _ in range(16):
+            try:
+                crystal = random_crystal_fast(2, rng, spec)
+            except RuntimeError:
+                continue
+            if detected_space_group(crystal) == 2:
+                sites[plan].append(_independent_sites(crystal))
+    assert len(sites["cod"]) >= 10 and len(sites["cod-system"]) >= 10
+    assert np.median(sites["cod-system"]) >= 12
+    assert np.median(sites["cod-system"]) > 2 * np.median(sites["cod"])

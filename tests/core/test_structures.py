@@ -188,6 +188,33 @@ def test_planned_sites_give_every_species_a_site_and_the_anion_more():
     assert per_species[2] > 1.5 * per_species[0]
 
 
+def test_site_counts_per_crystal_system_follow_cod():
+    median = {}
+    for system in ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
+                   "hexagonal", "cubic"):
+        p = site_count_probabilities(system)
+        assert p.shape == (MAX_SITES,) and p.sum() == pytest.approx(1.0) and (p > 0).all()
+        median[system] = int(np.searchsorted(np.cumsum(p), 0.5)) + 1
+    # COD: low-symmetry structures have many more independent sites than cubic ones.
+    assert median["triclinic"] >= 15 and median["monoclinic"] >= 8
+    assert median["cubic"] <= 3 and median["tetragonal"] <= 4
+    with pytest.raises(ValueError, match="crystal system"):
+        site_count_probabilities("icosahedral")
+
+
+def test_system_site_plan_follows_the_crystal_system():
+    rng = np.random.default_rng(1)
+    spec = RandomCrystalSpec(sites="cod-system")
+    with pytest.raises(ValueError, match="crystal system"):
+        planned_sites(2, spec, rng)
+    totals = {system: [sum(planned_sites(2, spec, rng, system)) for _ in range(2000)]
+              for system in ("triclinic", "cubic")}
+    assert np.median(totals["triclinic"]) >= 15 and np.median(totals["cubic"]) <= 3
+    # The all-COD plan ignores the system.
+    assert planned_sites(2, RandomCrystalSpec(sites="cod"), np.random.default_rng(4), "cubic") \
+        == planned_sites(2, RandomCrystalSpec(sites="cod"), np.random.default_rng(4))
+
+
 def test_unknown_site_plan_is_refused():
     with pytest.raises(ValueError, match="sites"):
         RandomCrystalSpec(sites="many")
