@@ -56,20 +56,32 @@ class LabelledSet:
         return len(self.labels)
 
 
-def labelled_folder(folder: str | Path, name: str | None = None) -> LabelledSet:
+def labelled_folder(folder: str | Path, name: str | None = None,
+                    column: str | None = None) -> LabelledSet:
     """Measured patterns of a folder with their labels.
 
     Uses ``labels.csv`` (columns ``pattern_file`` or ``file``, and ``sg_number``) when present;
     otherwise pairs each pattern with a DIF of the same RRUFF id (``R050031.txt`` +
     ``R050031_CIF.txt`` / ``.dif``).
+
+    Args:
+        column: the ``labels.csv`` column naming the files to read instead; RRUFF's
+            ``structure_file`` gives each mineral's DIF peak list, computed from its refined
+            structure: the same crystals without the measurement.
+
+    Raises:
+        ValueError: ``column`` is given but ``labels.csv`` is missing or lacks it.
     """
     folder = Path(folder)
     result = LabelledSet(name=name or folder.name)
     pairs: list[tuple[Path, int]] = []
     labels_file = folder / "labels.csv"
+    if column is not None and (not labels_file.exists() or
+                               column not in pd.read_csv(labels_file, nrows=0).columns):
+        raise ValueError(f"{labels_file}: no column {column!r} naming the files to read")
     if labels_file.exists():
         table = pd.read_csv(labels_file)
-        column = "pattern_file" if "pattern_file" in table else "file"
+        column = column or ("pattern_file" if "pattern_file" in table else "file")
         pairs = [(folder / str(f), int(n)) for f, n in zip(table[column], table["sg_number"])]
     else:
         for dif in sorted(list(folder.glob("*_CIF.txt")) + list(folder.glob("*.dif"))):

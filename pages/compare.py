@@ -31,6 +31,7 @@ SHARED = PROJECT_ROOT.parent / "shared" / "data"
 TEST_SPLIT = "Test split of a dataset"
 UPLOAD = "Uploaded patterns (zip or files)"
 RRUFF = "RRUFF, 222 real patterns"
+RRUFF_DIF = "The same RRUFF minerals, from their DIF peak lists"
 COD = "COD, 704 real structures, simulated"
 MAX_SETS, MAX_EVALUATIONS = 6, 48
 
@@ -120,6 +121,10 @@ def _shared_set(kind: str) -> tuple[tuple, evalsets.LabelledSet]:
             if kind == RRUFF:
                 with st.spinner("Reading 222 RRUFF patterns…"):
                     labelled = evalsets.labelled_folder(SHARED / "rruff_dev", name=RRUFF)
+            elif kind == RRUFF_DIF:
+                with st.spinner("Reading 222 DIF peak lists…"):
+                    labelled = evalsets.labelled_folder(SHARED / "rruff_dev", name=RRUFF_DIF,
+                                                        column="structure_file")
             else:
                 bar = st.progress(0.0, text="Simulating the COD structures (30–60 s, once)…")
                 labelled = evalsets.simulated_cif_folder(
@@ -201,9 +206,14 @@ if not chosen:
 if len(chosen) == 1:
     st.info("Pick a second model to compare side by side.")
 
-options = [TEST_SPLIT, UPLOAD] + [kind for kind, folder in ((RRUFF, "rruff_dev"), (COD, "cod_cifs"))
-                                  if (SHARED / folder).is_dir()]
+options = [TEST_SPLIT, UPLOAD] + [kind for kind, folder in (
+    (RRUFF, "rruff_dev"), (RRUFF_DIF, "rruff_dev"), (COD, "cod_cifs")) if (SHARED / folder).is_dir()]
 kind = st.radio("Evaluation set", options, key="compare_set", horizontal=True)
+if kind == RRUFF_DIF:
+    st.caption("Each mineral's peak list from its RRUFF DIF file (computed from the refined "
+               "structure) drawn as clean peaks: the same crystals as the RRUFF patterns "
+               "without the measurement. What a model loses between this set and the measured "
+               "patterns is the measurement's share of its errors; the rest is the crystals'.")
 if kind == TEST_SPLIT:
     set_key, labelled = _test_split_set([usable[name] for name in chosen])
 elif kind == UPLOAD:

@@ -100,6 +100,24 @@ def test_xy_and_dif_pairs(tmp_path):
     assert all(p.kind != "dif" for p in labelled.patterns)
 
 
+def test_a_labels_column_names_other_files_to_read(tmp_path):
+    """RRUFF's labels.csv also names each mineral's DIF: read it as its peak list instead."""
+    write_xy(tmp_path / "R999001.xy")
+    (tmp_path / "R999001_CIF.txt").write_text(SILICON_DIF)
+    pd.DataFrame({"pattern_file": ["R999001.xy"], "structure_file": ["R999001_CIF.txt"],
+                  "sg_number": [227]}).to_csv(tmp_path / "labels.csv", index=False)
+    measured = labelled_folder(tmp_path)
+    sticks = labelled_folder(tmp_path, column="structure_file")
+    assert measured.labels.tolist() == sticks.labels.tolist() == [227]
+    assert measured.patterns[0].kind != "dif" and sticks.patterns[0].kind == "dif"
+    assert sticks.patterns[0].is_sticks
+    with pytest.raises(ValueError, match="no column 'cif_file'"):
+        labelled_folder(tmp_path, column="cif_file")
+    (tmp_path / "labels.csv").unlink()
+    with pytest.raises(ValueError, match="labels.csv"):
+        labelled_folder(tmp_path, column="structure_file")
+
+
 def test_empty_folder(tmp_path):
     labelled = labelled_folder(tmp_path)
     assert len(labelled) == 0 and labelled.patterns == []
@@ -258,3 +276,11 @@ def test_rruff_dev_folder_has_222_patterns():
     assert labelled.skipped == []
     table = pd.read_csv(RRUFF_DEV / "labels.csv")
     assert labelled.labels.tolist() == table["sg_number"].tolist()
+
+
+@needs_rruff
+def test_rruff_dev_minerals_read_from_their_dif_peak_lists():
+    sticks = labelled_folder(RRUFF_DEV, column="structure_file")
+    assert len(sticks) == 222 and sticks.skipped == []
+    assert all(p.is_sticks for p in sticks.patterns)
+    assert sticks.labels.tolist() == labelled_folder(RRUFF_DEV).labels.tolist()

@@ -147,3 +147,13 @@ def test_rruff_dev_matches_core(tiny_model):
     labelled = evalsets.labelled_folder(RRUFF_DEV, name="RRUFF")
     _check_table(table, labelled)
     assert np.all(table.loc[PAIR, SAMPLES] <= len(labelled))
+
+
+@needs_rruff
+def test_rruff_minerals_from_their_dif_peak_lists_match_core(tiny_model):
+    at = _app()
+    table = _compare(at, "The same RRUFF minerals, from their DIF peak lists")
+    labelled = evalsets.labelled_folder(RRUFF_DEV, name="DIF", column="structure_file")
+    assert len(labelled) == 222 and all(p.is_sticks for p in labelled.patterns)
+    _check_table(table, labelled)
+    assert any("without the measurement" in c.value for c in at.caption)
