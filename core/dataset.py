@@ -232,7 +232,9 @@ def combine(datasets: Sequence[Dataset]) -> Dataset:
     so crystals held out of one dataset stay held out when it is combined with others.
 
     Raises:
-        DatasetError: no datasets, or a name given twice.
+        DatasetError: no datasets, a name given twice, or two datasets holding patterns of
+            the same id (the same crystal, imported twice or generated with the same seed):
+            one held out of one part could be trained on in the other.
     """
     if not datasets:
         raise DatasetError("no datasets to combine")
@@ -241,6 +243,15 @@ def combine(datasets: Sequence[Dataset]) -> Dataset:
         raise DatasetError(f"a dataset is named twice: {', '.join(names)}")
     if len(datasets) == 1:
         return datasets[0]
+    for i, first in enumerate(datasets):
+        for second in datasets[i + 1:]:
+            shared = np.intersect1d(first.table["id"].astype(str), second.table["id"].astype(str))
+            if len(shared):
+                raise DatasetError(
+                    f"datasets {first.name!r} and {second.name!r} share {len(shared):,} pattern "
+                    f"ids (e.g. {shared[0]!r}): the same crystals, imported twice or generated "
+                    "with the same seed. A crystal held out of one would be trained on in the "
+                    "other; combine datasets without common patterns.")
     table = pd.concat([d.table for d in datasets], ignore_index=True, join="inner")
     parts = [part for d in datasets for part in (d.meta.get("parts") or [[d.name, len(d)]])]
     meta = dict(datasets[0].meta, parts=parts,

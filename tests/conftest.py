@@ -56,6 +56,13 @@ def small_dataset(bundled_dataset):
     return store.create("small", rows, command="test fixture")
 
 
+def rows_outside(dataset, source, count: int):
+    """``count`` rows of ``source`` (a dataset) that ``dataset`` does not hold: a second
+    dataset made of them can be combined with ``dataset`` (no shared crystals)."""
+    table = source.table[~source.table["id"].isin(dataset.table["id"])]
+    return table.head(count).reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(small_dataset):
     """A small residual CNN trained for a few batches and saved in the store as ``tiny``."""

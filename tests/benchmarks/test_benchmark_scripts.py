@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV
+from tests.conftest import COD_CIFS, PROJECT, RRUFF_DEV, rows_outside
 from core.classify import LOW_CONFIDENCE
 from core.intervals import INTERVAL_METRICS
 
@@ -325,11 +325,13 @@ def test_selection_uses_all_of_a_dataset_no_model_trained_on(small_dataset, tmp_
     assert all(e["metrics"]["n"] == len(small_dataset) for e in data["results"])
 
 
-def test_selection_holds_out_each_part_of_a_model_trained_on_several_datasets(small_dataset, tmp_path):
+def test_selection_holds_out_each_part_of_a_model_trained_on_several_datasets(
+        bundled_dataset, small_dataset, tmp_path):
     from core import dataset as store
     from core.training import TrainingConfig, train
 
-    other = store.create("selection_other", small_dataset.table.tail(100), command="test")
+    other = store.create("selection_other", rows_outside(small_dataset, bundled_dataset, 100),
+                         command="test")
     both = store.combine([small_dataset, other])
     train(both, TrainingConfig(name="two_sets", kind="baseline_ann", epochs=1, steps_per_epoch=1,
                                batch_size=8, hyperparameters={"units": 8}, validation=0.1, test=0.2))

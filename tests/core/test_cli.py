@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import PROJECT, RRUFF_DEV, needs_rruff
+from tests.conftest import PROJECT, RRUFF_DEV, needs_rruff, rows_outside
 
 from core import dataset as store
 from core import registry
@@ -191,8 +191,9 @@ def test_train_progress_bar_counts_each_epochs_own_batches(small_dataset, capsys
         assert all(int(done) <= 3 for done, _ in bars)
 
 
-def test_train_on_two_datasets(small_dataset, capsys):
-    other = store.create("small_other", small_dataset.table.iloc[::-1].head(120), command="test")
+def test_train_on_two_datasets(bundled_dataset, small_dataset, capsys):
+    other = store.create("small_other", rows_outside(small_dataset, bundled_dataset, 120),
+                         command="test")
     assert main(["train", "--name", "cli_two_sets", "--dataset", "small", "small_other",
                  "--model", "baseline_ann", "--hyperparameters", '{"units": 8}', "--epochs", "1",
                  "--steps", "1", "--batch-size", "8", "--validation", "0.1", "--test", "0.2"]) == 0
@@ -207,6 +208,10 @@ def test_train_on_two_datasets(small_dataset, capsys):
     assert not meta.trained_on("small+small_other") and not meta.trained_on("default")
     assert main(["train", "--name", "cli_twice", "--dataset", "small", "small"]) == 2
     assert "named twice" in capsys.readouterr().err
+    store.create("small_copy", small_dataset.table.head(50), command="test")
+    assert main(["train", "--name", "cli_copy", "--dataset", "small", "small_copy"]) == 2
+    assert "'small' and 'small_copy' share 50 pattern ids" in capsys.readouterr().err
+    assert not registry.model_path("cli_copy").exists()
 
 
 def test_train_bad_settings_exit_cleanly(small_dataset, capsys):

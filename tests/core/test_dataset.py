@@ -32,14 +32,14 @@ def rows(peaklists):
 
 
 def synthetic_table(template: pd.DataFrame, class_sizes: dict[int, int],
-                    rows_per_formula: int = 1) -> pd.DataFrame:
+                    rows_per_formula: int = 1, prefix: str = "") -> pd.DataFrame:
     """A table of ``class_sizes[n]`` copies of a template row per space group ``n``; every
-    ``rows_per_formula`` consecutive rows of a class share a formula."""
+    ``rows_per_formula`` consecutive rows of a class share a formula; ids start ``prefix``."""
     parts = []
     for number, size in class_sizes.items():
         block = pd.concat([template.iloc[[0]]] * size, ignore_index=True)
         block["sg_number"] = number
-        block["id"] = [f"sg{number}-{i}" for i in range(size)]
+        block["id"] = [f"{prefix}sg{number}-{i}" for i in range(size)]
         block["formula"] = [f"F{number}x{i // rows_per_formula}" for i in range(size)]
         parts.append(block)
     return pd.concat(parts, ignore_index=True)
@@ -255,8 +255,9 @@ def test_small_dataset_fixture_split(small_dataset):
 
 
 def test_combine_splits_each_part_as_if_alone(rows):
-    first = Dataset("first", synthetic_table(rows, {2: 60, 14: 40}), {"command": "one"})
-    second = Dataset("second", synthetic_table(rows, {14: 30, 62: 50}), {"command": "two"})
+    first = Dataset("first", synthetic_table(rows, {2: 60, 14: 40}, prefix="a-"), {"command": "one"})
+    second = Dataset("second", synthetic_table(rows, {14: 30, 62: 50}, prefix="b-"),
+                     {"command": "two"})
     both = store.combine([first, second])
     assert both.name == "first+second" and len(both) == 180
     assert both.meta["parts"] == [["first", 100], ["second", 80]]
@@ -267,7 +268,7 @@ def test_combine_splits_each_part_as_if_alone(rows):
         expected = np.concatenate([getattr(alone[0], key), getattr(alone[1], key) + 100])
         np.testing.assert_array_equal(getattr(parts, key), expected)
     # Combining a combined dataset keeps the innermost parts.
-    third = Dataset("third", synthetic_table(rows, {2: 20}), {})
+    third = Dataset("third", synthetic_table(rows, {2: 20}, prefix="c-"), {})
     nested = store.combine([both, third])
     assert nested.meta["parts"] == [["first", 100], ["second", 80], ["third", 20]]
     np.testing.assert_array_equal(store.split(nested, 0.1, 0.2, 3).test[:len(parts.test)], parts.test)
@@ -283,3 +284,14 @@ def test_combine_refuses_nothing_and_repeats(rows):
         store.combine([])
     with pytest.raises(DatasetError, match="named twice"):
         store.combine([one, one])
+
+
+def test_combine_refuses_datasets_holding_the_same_crystals(rows):
+    """Two datasets generated with the same seed hold the same crystals under the same ids: a
+    crystal in one's test split could sit in the other's training split."""
+    first = Dataset("first", synthetic_table(rows, {2: 10, 14: 10}), {})
+    again = Dataset("again", synthetic_table(rows, {14: 5, 62: 5}), {})
+    with pytest.raises(DatasetError, match=r"'first' and 'again' share 5 pattern ids \(e\.g\. 'sg14-0'\)"):
+        store.combine([first, again])
+    other = Dataset("other", synthetic_table(rows, {14: 5}, prefix="x-"), {})
+    assert len(store.combine([first, other])) == 25

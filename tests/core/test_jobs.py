@@ -11,6 +11,7 @@ from core import registry
 from core.dataset import DatasetError
 from core.jobs import JobBusyError, JobRegistry, batch_frame, epoch_frame, running_jobs
 from core.training import TrainingConfig
+from tests.conftest import rows_outside
 
 TINY = {"width": 8, "dense_units": 32}
 WAIT = 180  # seconds; generous because the machine is shared
@@ -61,10 +62,10 @@ def test_job_runs_to_completion_and_is_saved(small_dataset):
     assert (registry.model_path("jobs-done") / registry.MODEL_FILE).exists()
 
 
-def test_a_job_trains_on_several_datasets(small_dataset):
+def test_a_job_trains_on_several_datasets(bundled_dataset, small_dataset):
     from core import dataset as store
 
-    store.create("jobs_other", small_dataset.table.head(90), command="test")
+    store.create("jobs_other", rows_outside(small_dataset, bundled_dataset, 90), command="test")
     jobs = JobRegistry()
     with pytest.raises(ValueError, match="chosen twice"):
         jobs.start(["small", "small"], tiny_config("jobs-twice"))

@@ -18,7 +18,7 @@ from core import registry
 from core.jobs import QUEUED, RUNNING, running_jobs
 from core.models import BUILDERS
 from core.training import TrainingConfig, train
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, rows_outside
 
 PAGE = str(PROJECT / "pages" / "training.py")
 TINY_HP = '{"width": 8, "dense_units": 32}'
@@ -269,10 +269,10 @@ def test_a_run_can_start_from_a_saved_model_of_the_same_kind(small_dataset):
     assert meta.hyperparameters["hyperparameters"] == {"width": 8, "dense_units": 32}
 
 
-def test_a_run_can_train_on_two_datasets(small_dataset):
+def test_a_run_can_train_on_two_datasets(bundled_dataset, small_dataset):
     from core import dataset as store
 
-    store.create("page_other", small_dataset.table.head(80), command="test")
+    store.create("page_other", rows_outside(small_dataset, bundled_dataset, 80), command="test")
     at = configure(open_page(), "page-two-sets")
     assert "small" not in at.multiselect(key="train_more").options
     at.multiselect(key="train_more").select("page_other").run()
