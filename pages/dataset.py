@@ -291,10 +291,13 @@ def _synthetic_tab() -> None:
              "redraws a crystal found in another space group; pyxtal keeps it, relabelled.")
     sites = st.radio(
         "Sites per crystal", SITE_PLANS, horizontal=True, key="syn_sites",
-        format_func={"few": "Few (1–2 per species)", "cod": "Like COD (larger cells)"}.get,
+        format_func={"few": "Few (1–2 per species)", "cod": "Like COD (larger cells)",
+                     "cod-system": "Like COD, per crystal system"}.get,
         help="How many symmetry-independent sites a crystal gets: one or two per species "
-             "(median 4), or drawn from the counts in real COD structures (median 5, a long "
-             "tail of large cells; raise 'Most atoms per cell' to about 160 to let them grow).")
+             "(median 4); drawn from the counts in real COD structures (median 5, a long "
+             "tail of large cells); or drawn from the COD counts of the crystal's own system "
+             "(median 22 for triclinic structures, 11 monoclinic, 2 cubic). For the COD plans "
+             "raise 'Most atoms per cell' to about 160 to let the cells grow.")
     total = len(groups) * int(per_group)
     st.caption(f"{total:,} random crystals ({len(groups)} space groups × {per_group}), "
                "simulated with Cu Kα; species are drawn with their natural frequencies.")

@@ -196,6 +196,18 @@ def test_synthetic_crystals_can_take_cod_site_counts():
     assert dataset.table["n_sites"].max() > 36
 
 
+def test_synthetic_crystals_can_take_their_own_systems_cod_site_counts():
+    at = _app()
+    assert at.radio(key="syn_sites").options == [
+        "Few (1–2 per species)", "Like COD (larger cells)", "Like COD, per crystal system"]
+    _build_synthetic("2", per_group=6, max_atoms=160, name="page_system_sites", sites="cod-system")
+    dataset = store.load("page_system_sites")
+    assert "sites cod-system" in dataset.meta["command"]
+    assert len(dataset.table) >= 4 and (dataset.table["sg_number"] == 2).all()
+    # COD's triclinic structures: a median of 22 independent sites, 44 atoms in P-1.
+    assert dataset.table["n_sites"].median() >= 20
+
+
 def test_synthetic_name_clash_and_bad_input():
     store.create("taken", store.load("default").table.head(3), command="test")
     at = _app()
