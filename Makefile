@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
+# Test processes: tests of one file stay together (module fixtures run once).
+TEST_WORKERS ?= 2
 
 .PHONY: run test bundled-data benchmarks clean-venv
 
@@ -19,7 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/ensure_chromium.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Regenerate the bundled dataset and model (see README: "Bundled data and model").
 bundled-data: $(STAMP)

@@ -183,11 +183,14 @@ def site_count_probabilities(system: str | None = None) -> np.ndarray:
     overall = _folded(data["counts"])
     overall /= overall.sum()
     if system is None:
-        return overall
-    if system not in data["by_system"]:
+        probabilities = overall
+    elif system in data["by_system"]:
+        counts = _folded(data["by_system"][system]) + SYSTEM_SMOOTHING * overall
+        probabilities = counts / counts.sum()
+    else:
         raise ValueError(f"no COD site counts for crystal system {system!r}")
-    counts = _folded(data["by_system"][system]) + SYSTEM_SMOOTHING * overall
-    return counts / counts.sum()
+    probabilities.flags.writeable = False  # shared by every caller through the cache
+    return probabilities
 
 
 def planned_sites(n_species: int, spec: RandomCrystalSpec, rng: np.random.Generator,
