@@ -6,10 +6,13 @@ processes, or over a Dask cluster when a scheduler address (or ``"local"``) is g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -148,13 +151,32 @@ def _run(jobs: list, worker: Callable, processes: int, scheduler: str | None,
                 progress(done, total)
 
 
+@contextlib.contextmanager
+def neutral_main() -> Iterator[None]:
+    """Let worker processes start without re-running the caller's ``__main__``.
+
+    A spawned process (how Dask starts local workers) first re-runs the parent's
+    ``__main__`` file. Under Streamlit that is the page being shown, which fails outside
+    the app and takes the worker with it ("Nanny failed to start"), so a bare module stands
+    in for ``__main__`` while the workers start.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
 def _run_dask(jobs, worker, scheduler, processes, progress, cancel):
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        with neutral_main():
+            cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         client = Client(cluster)
     else:
         client = Client(scheduler)

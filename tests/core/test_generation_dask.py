@@ -6,12 +6,14 @@ be the same crystals (ids, labels) as a plain in-process run with the same seed.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import types
 
 import pytest
 
-from core.generation import generate_from_structures, generate_synthetic
+from core.generation import generate_from_structures, generate_synthetic, neutral_main
 from core.sources import SourceError, check_scheduler
 from core.structures import RandomCrystalSpec
 
@@ -23,8 +25,10 @@ SPEC = RandomCrystalSpec(max_atoms=24)
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+    with neutral_main():  # as if started elsewhere: not by whatever __main__ a test left
+        local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+    with local:
         yield local
 
 
@@ -73,6 +77,23 @@ def test_local_cluster(reference):
     assert len(report.rows) + len(report.failures) == 2
     first_two = [i for i in reference.rows["id"] if i.split("-")[2] in ("0", "1")]
     assert list(report.rows["id"]) == first_two
+
+
+def test_local_cluster_starts_under_a_page_script_as_main(tmp_path, reference):
+    """Streamlit runs each page as ``__main__``; spawned Dask workers must not re-run it."""
+    page = tmp_path / "page.py"
+    page.write_text("raise SystemExit('a page script ran in a worker process')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(page)
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = fake
+    try:
+        report = generate_synthetic(GROUPS[:1], seed=5, spec=SPEC, scheduler="local", processes=1)
+        assert sys.modules["__main__"] is fake  # the page's own __main__ is given back
+    finally:
+        sys.modules["__main__"] = saved
+    assert len(report.rows) + len(report.failures) == 1
+    assert list(report.rows["id"]) == [i for i in reference.rows["id"] if i.split("-")[2] == "0"]
 
 
 def test_cancel_before_start_returns_nothing(cluster):
