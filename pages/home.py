@@ -6,7 +6,7 @@ import streamlit as st
 from core.paths import BUNDLED_MODEL
 from core.registry import ModelError, load_history, model_path, read_metadata
 from ui.cards import (confidence_summary, effect_costs, external_confidence,
-                      external_intervals, external_results, metrics_table, shown,
+                      external_intervals, external_results, metrics_table, set_note, shown,
                       training_summary)
 from ui.figures_compare import effect_cost_figure
 from ui.routing import ensure_app_navigation
@@ -58,6 +58,8 @@ confidence = external_confidence(meta.name)
 intervals = external_intervals(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
+    if set_note(set_name):
+        st.caption(set_note(set_name))
     show_metrics(metrics_table(metrics, intervals.get(set_name)))
     if set_name in intervals:
         st.caption("The 95 % interval is the range the model's value would likely take on "

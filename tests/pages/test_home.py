@@ -57,6 +57,29 @@ def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatc
     assert sum("95 % interval" in c.value for c in at.caption) == 1
 
 
+def test_home_says_what_the_dif_peak_list_set_measures(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from core.evaluation import evaluate
+    from ui import cards
+
+    rng = np.random.default_rng(1)
+    metrics = evaluate(rng.integers(1, 231, 30), rng.dirichlet(np.ones(230), 30)).to_dict()
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps({"results": [
+        {"model": "default", "set": "RRUFF rruff_dev (222 real patterns)", "metrics": metrics},
+        {"model": "default", "set": "DIF peak lists of the rruff_dev minerals (222, no measurement)",
+         "metrics": metrics}]}))
+    monkeypatch.setattr(cards, "ACCURACY_RESULTS", path)
+    at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
+    assert not at.exception
+    notes = [c.value for c in at.caption if "without the measurement" in c.value]
+    assert notes == [cards.set_note("DIF peak lists of the rruff_dev minerals (222, no measurement)")]
+    assert cards.set_note("RRUFF rruff_dev (222 real patterns)") is None
+
+
 def test_home_shows_what_each_measurement_effect_costs(tmp_path, monkeypatch):
     import json
 
