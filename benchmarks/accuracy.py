@@ -95,22 +95,20 @@ def shared_sets(quick: bool, scratch: Path) -> tuple[list[EvaluationSet], list[d
 
     sets, skipped = [], []
     if RRUFF_DEV.is_dir():
-        folder, label = RRUFF_DEV, RRUFF_LABEL
-        if quick:
-            folder = subset_folder(RRUFF_DEV, "pattern_file", QUICK_PATTERNS, scratch / "rruff")
-            label = f"RRUFF rruff_dev ({QUICK_PATTERNS} of 222 real patterns, quick run)"
-        started = time.perf_counter()
-        labelled = labelled_folder(folder, name=label)
-        sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
-                                  f"{len(labelled.skipped)} files unreadable" if labelled.skipped else ""))
-        folder, label = RRUFF_DEV, DIF_LABEL
-        if quick:
-            folder = subset_folder(RRUFF_DEV, "structure_file", QUICK_PATTERNS, scratch / "dif")
-            label = f"DIF peak lists of {QUICK_PATTERNS} rruff_dev minerals (quick run)"
-        started = time.perf_counter()
-        labelled = labelled_folder(folder, name=label, column="structure_file")
-        sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
-                                  f"{len(labelled.skipped)} files unreadable" if labelled.skipped else ""))
+        for column, label, quick_label in (
+                ("pattern_file", RRUFF_LABEL,
+                 f"RRUFF rruff_dev ({QUICK_PATTERNS} of 222 real patterns, quick run)"),
+                ("structure_file", DIF_LABEL,
+                 f"DIF peak lists of {QUICK_PATTERNS} rruff_dev minerals (quick run)")):
+            folder = RRUFF_DEV
+            if quick:
+                folder = subset_folder(RRUFF_DEV, column, QUICK_PATTERNS, scratch / column)
+                label = quick_label
+            started = time.perf_counter()
+            labelled = labelled_folder(folder, name=label, column=column)
+            sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
+                                      f"{len(labelled.skipped)} files unreadable"
+                                      if labelled.skipped else ""))
     else:
         skipped.append({"set": RRUFF_LABEL, "reason": f"{RRUFF_DEV} not present"})
     if COD_CIFS.is_dir():

@@ -19,6 +19,7 @@ from core.intervals import INTERVAL_METRICS, RESAMPLES
 from core.paths import PROJECT_ROOT
 from ui import figures_compare as figs
 from ui import state
+from ui.cards import DIF_NOTE
 from ui.compare_data import (MAX_UPLOAD_BYTES, SAMPLES, TEXT_COLUMNS, UploadError,
                              confidence_table, difference_table, interval_table, labelled_upload,
                              metrics_frame, style_metrics)
@@ -210,10 +211,7 @@ options = [TEST_SPLIT, UPLOAD] + [kind for kind, folder in (
     (RRUFF, "rruff_dev"), (RRUFF_DIF, "rruff_dev"), (COD, "cod_cifs")) if (SHARED / folder).is_dir()]
 kind = st.radio("Evaluation set", options, key="compare_set", horizontal=True)
 if kind == RRUFF_DIF:
-    st.caption("Each mineral's peak list from its RRUFF DIF file (computed from the refined "
-               "structure) drawn as clean peaks: the same crystals as the RRUFF patterns "
-               "without the measurement. What a model loses between this set and the measured "
-               "patterns is the measurement's share of its errors; the rest is the crystals'.")
+    st.caption(DIF_NOTE)
 if kind == TEST_SPLIT:
     set_key, labelled = _test_split_set([usable[name] for name in chosen])
 elif kind == UPLOAD:

@@ -53,14 +53,15 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return as_text(table, {column: "{:.1f}" for column in table.columns})
 
 
+DIF_NOTE = ("Each RRUFF mineral's peak list from its DIF file (computed from the refined "
+            "structure), drawn as clean peaks: the same crystals as the measured RRUFF "
+            "patterns, without the measurement. The gap between the two is what the "
+            "measurement costs; the rest of the errors are the crystals'.")
+
+
 def set_note(set_name: str) -> str | None:
     """What a reader needs to know about a real evaluation set to read its numbers, if any."""
-    if set_name.startswith("DIF peak lists"):
-        return ("Each RRUFF mineral's peak list from its DIF file (computed from the refined "
-                "structure), drawn as clean peaks: the same crystals as the measured RRUFF "
-                "patterns, without the measurement. The gap between the two is what the "
-                "measurement costs; the rest of the errors are the crystals'.")
-    return None
+    return DIF_NOTE if set_name.startswith("DIF peak lists") else None
 
 
 def external_results(model_name: str, path: Path | None = None) -> dict[str, dict]:
