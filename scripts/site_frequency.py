@@ -4,6 +4,7 @@ system, into ``core/data/site_frequency.json`` (numbers only; the structures sta
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter, defaultdict
@@ -19,10 +20,14 @@ FOLDER = ROOT.parent / "shared" / "data" / "cod_cifs"
 OUT = ROOT / "core" / "data" / "site_frequency.json"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Tally COD's independent-site counts.")
+    parser.add_argument("--folder", type=Path, default=FOLDER, help="CIF folder to tally")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON file to write")
+    args = parser.parse_args(argv)
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    batch = read_cif_folder(FOLDER)
+    batch = read_cif_folder(args.folder)
     overall: Counter = Counter()
     by_system: dict[str, Counter] = defaultdict(Counter)
     for structure in batch.structures:
@@ -42,8 +47,8 @@ def main() -> int:
         "by_system": {system: {str(k): v for k, v in sorted(counts.items())}
                       for system, counts in sorted(by_system.items())},
     }
-    OUT.write_text(json.dumps(data, indent=1) + "\n")
-    print(f"{sum(overall.values())} structures ({len(batch.failures)} unreadable) -> {OUT}")
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"{sum(overall.values())} structures ({len(batch.failures)} unreadable) -> {args.out}")
     return 0
 
 
