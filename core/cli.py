@@ -240,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--total", type=int, default=0, help="crystals drawn by the real-world group prior")
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
+    # core.structures.SITE_PLANS, written out: importing it would load pymatgen for every command.
     g.add_argument("--sites", default="few", choices=("few", "cod", "cod-system"),
                    help="independent sites per crystal: few (1-2 per species), cod (drawn "
                         "from COD's counts, larger cells; use with --max-atoms 160) or "

@@ -76,11 +76,10 @@ def labelled_folder(folder: str | Path, name: str | None = None,
     result = LabelledSet(name=name or folder.name)
     pairs: list[tuple[Path, int]] = []
     labels_file = folder / "labels.csv"
-    if column is not None and (not labels_file.exists() or
-                               column not in pd.read_csv(labels_file, nrows=0).columns):
+    table = pd.read_csv(labels_file) if labels_file.exists() else None
+    if column is not None and (table is None or column not in table):
         raise ValueError(f"{labels_file}: no column {column!r} naming the files to read")
-    if labels_file.exists():
-        table = pd.read_csv(labels_file)
+    if table is not None:
         column = column or ("pattern_file" if "pattern_file" in table else "file")
         pairs = [(folder / str(f), int(n)) for f, n in zip(table[column], table["sg_number"])]
     else:

@@ -58,8 +58,9 @@ confidence = external_confidence(meta.name)
 intervals = external_intervals(meta.name)
 for set_name, metrics in external.items():
     st.subheader(set_name)
-    if set_note(set_name):
-        st.caption(set_note(set_name))
+    note = set_note(set_name)
+    if note:
+        st.caption(note)
     show_metrics(metrics_table(metrics, intervals.get(set_name)))
     if set_name in intervals:
         st.caption("The 95 % interval is the range the model's value would likely take on "

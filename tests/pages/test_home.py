@@ -26,27 +26,41 @@ def test_app_navigation_lists_every_page():
     assert at.title[0].value == "xrd-classify"
 
 
-def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatch):
-    import json
-
+def _random_metrics(seed: int, n: int) -> dict:
+    """Metrics of random predictions, in the shape ``benchmarks/accuracy.py`` writes them."""
     import numpy as np
 
     from core.evaluation import evaluate
+
+    rng = np.random.default_rng(seed)
+    return evaluate(rng.integers(1, 231, n), rng.dirichlet(np.ones(230), n)).to_dict()
+
+
+def _home_with_results(tmp_path, monkeypatch, results: list[dict]) -> AppTest:
+    """The home page run with ``results`` as the accuracy benchmark's entries."""
+    import json
+
     from ui import cards
 
-    rng = np.random.default_rng(0)
-    metrics = evaluate(rng.integers(1, 231, 40), rng.dirichlet(np.ones(230), 40)).to_dict()
-    record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.4, "accuracy_below": 0.1,
-              "ece_space_group": 0.05}
-    intervals = {"top1": {"estimate": metrics["top1"], "low": 0.011, "high": 0.123}}
     path = tmp_path / "accuracy.json"
-    path.write_text(json.dumps({"results": [
-        {"model": "default", "set": "RRUFF test set", "metrics": metrics, "confidence": record,
-         "intervals": intervals},
-        {"model": "default", "set": "COD test set", "metrics": metrics}]}))
+    path.write_text(json.dumps({"results": results}))
     monkeypatch.setattr(cards, "ACCURACY_RESULTS", path)
     at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
     assert not at.exception
+    return at
+
+
+def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatch):
+    from ui import cards
+
+    metrics = _random_metrics(0, 40)
+    record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.4, "accuracy_below": 0.1,
+              "ece_space_group": 0.05}
+    intervals = {"top1": {"estimate": metrics["top1"], "low": 0.011, "high": 0.123}}
+    at = _home_with_results(tmp_path, monkeypatch, [
+        {"model": "default", "set": "RRUFF test set", "metrics": metrics, "confidence": record,
+         "intervals": intervals},
+        {"model": "default", "set": "COD test set", "metrics": metrics}])
     assert {"RRUFF test set", "COD test set"} <= {h.value for h in at.subheader}
     assert [c.value for c in at.caption if "low confidence" in c.value] == [
         cards.confidence_summary(record)]
@@ -58,23 +72,13 @@ def test_home_quotes_the_confidence_record_of_each_real_set(tmp_path, monkeypatc
 
 
 def test_home_says_what_the_dif_peak_list_set_measures(tmp_path, monkeypatch):
-    import json
-
-    import numpy as np
-
-    from core.evaluation import evaluate
     from ui import cards
 
-    rng = np.random.default_rng(1)
-    metrics = evaluate(rng.integers(1, 231, 30), rng.dirichlet(np.ones(230), 30)).to_dict()
-    path = tmp_path / "accuracy.json"
-    path.write_text(json.dumps({"results": [
+    metrics = _random_metrics(1, 30)
+    at = _home_with_results(tmp_path, monkeypatch, [
         {"model": "default", "set": "RRUFF rruff_dev (222 real patterns)", "metrics": metrics},
         {"model": "default", "set": "DIF peak lists of the rruff_dev minerals (222, no measurement)",
-         "metrics": metrics}]}))
-    monkeypatch.setattr(cards, "ACCURACY_RESULTS", path)
-    at = AppTest.from_file(str(PROJECT / "pages" / "home.py"), default_timeout=60).run()
-    assert not at.exception
+         "metrics": metrics}])
     notes = [c.value for c in at.caption if "without the measurement" in c.value]
     assert notes == [cards.set_note("DIF peak lists of the rruff_dev minerals (222, no measurement)")]
     assert cards.set_note("RRUFF rruff_dev (222 real patterns)") is None
