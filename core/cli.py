@@ -50,8 +50,8 @@ def cmd_classify(args) -> int:
 
 def cmd_generate(args) -> int:
     from core import dataset as store
-    from core.generation import (generate_from_structures, generate_synthetic,
-                                 space_groups_by_prior)
+    from core.generation import (datasets_with_seeds, generate_from_structures,
+                                 generate_synthetic, space_groups_by_prior)
     from core.structures import RandomCrystalSpec, bundled_structures, read_cif_folder
 
     command = "python -m core " + shlex.join(args.argv)
@@ -63,9 +63,18 @@ def cmd_generate(args) -> int:
             groups = space_groups_by_prior(args.total, seed=args.seed, minimum=args.minimum)
         if args.limit:
             groups = groups[:args.limit]
-        spec = RandomCrystalSpec(max_atoms=args.max_atoms, sites=args.sites)
-        bar = _progress_bar("crystals", len(groups))
+        spec = RandomCrystalSpec(max_atoms=args.max_atoms, sites=args.sites,
+                                 positions=args.positions)
         chunk = args.chunk or len(groups)
+        seeds = [args.seed * 1000003 + start for start in range(0, len(groups), chunk)] \
+            if args.chunk else [args.seed]
+        if users := datasets_with_seeds(seeds, args.engine):
+            print(f"warning: seed {args.seed} already made {args.engine} crystals in "
+                  + ", ".join(f"{name} ({count:,})" for name, count in users.items())
+                  + "; with the same settings they come out again, and datasets that share "
+                    "crystals are not trained together. Another --seed gives new crystals.",
+                  file=sys.stderr)
+        bar = _progress_bar("crystals", len(groups))
         for start in range(0, len(groups), chunk):
             # Each chunk is saved as soon as it is done, so a long run can be interrupted.
             offset = bar.n
@@ -245,6 +254,11 @@ def parser() -> argparse.ArgumentParser:
                    help="independent sites per crystal: few (1-2 per species), cod (drawn "
                         "from COD's counts, larger cells; use with --max-atoms 160) or "
                         "cod-system (COD's counts for the crystal's own system)")
+    # core.structures.POSITION_PLANS, written out for the same reason.
+    g.add_argument("--positions", default="prefer-general", choices=("prefer-general", "cod-system"),
+                   help="Wyckoff position of each site: prefer-general (general position 3x as "
+                        "likely as each special one) or cod-system (as often as COD's "
+                        "structures of the crystal's system use each site symmetry)")
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),
                    help="random crystals from pyxtal, or core.fast_crystals (15-25 times faster)")
     g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")

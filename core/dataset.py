@@ -158,6 +158,19 @@ def load(name_or_path: str | Path) -> Dataset:
     return Dataset(name=name, table=table.to_pandas(), meta=meta)
 
 
+def ids(name: str) -> list[str]:
+    """The pattern ids of dataset ``name``, read without loading its peak lists.
+
+    Raises:
+        DatasetError: missing, unreadable or without ids.
+    """
+    path = dataset_path(name)
+    try:
+        return [str(i) for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+    except Exception as exc:  # missing file, damaged file, or no id column
+        raise DatasetError(f"dataset {name!r}: ids unreadable ({exc})") from exc
+
+
 def create(name: str, rows: pd.DataFrame, command: str = "", **meta) -> Dataset:
     """Create (or replace) dataset ``name`` from ``rows``."""
     dataset = Dataset(name=name, table=rows.reset_index(drop=True), meta={

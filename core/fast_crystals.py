@@ -21,7 +21,8 @@ import numpy as np
 
 from core.grid import CU_KA
 from core.simulation import DEFAULT_TWO_THETA_RANGE, SYMPREC, PeakList
-from core.structures import RandomCrystalSpec, _pick, orbits_for, planned_sites
+from core.structures import (RandomCrystalSpec, _pick, orbits_for, planned_sites,
+                             position_weights)
 from core.symmetry import crystal_system_of
 
 # Volume an anion takes in an inorganic crystal, Å³ (typical values per anion, cations
@@ -170,7 +171,7 @@ def _fits(matrix: np.ndarray, new: np.ndarray, radius: float, old: np.ndarray,
 
 def _orbit_plan(tables: _GroupTables, n_species: int, spec: RandomCrystalSpec,
                 rng: np.random.Generator) -> list[list[int]] | None:
-    """Wyckoff position indices per species (general positions preferred)."""
+    """Wyckoff position indices per species, chosen by :func:`position_weights`."""
     general = tables.wyckoff[0].multiplicity
     used_fixed: set[int] = set()
     budget, plan = spec.max_atoms, []
@@ -183,8 +184,8 @@ def _orbit_plan(tables: _GroupTables, n_species: int, spec: RandomCrystalSpec,
                        and (w.free or j not in used_fixed)]
             if not options:
                 break
-            weights = np.array([3.0 if tables.wyckoff[j].multiplicity == general else 1.0
-                                for j in options])
+            weights = position_weights([general // tables.wyckoff[j].multiplicity
+                                        for j in options], spec, tables.system)
             j = int(rng.choice(options, p=weights / weights.sum()))
             chosen.append(j)
             budget -= tables.wyckoff[j].multiplicity

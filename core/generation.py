@@ -91,16 +91,26 @@ class _TimeLimit:
         return False
 
 
+# Pattern ids of random crystals: "<prefix>-<seed>-<index>-sg<number>". The crystal is drawn
+# from exactly (seed, index, number), so an id names one crystal for a given RandomCrystalSpec.
+_ID_PREFIX = {"pyxtal": "syn", "fast": "fast"}
+
+
+def _synthetic_id(engine: str, seed: int, index: int, number: int) -> str:
+    return f"{_ID_PREFIX[engine]}-{seed}-{index}-sg{number}"
+
+
 def _synthetic_job(args) -> tuple[str, int, PeakList | str]:
     number, seed, index, spec, wavelength = args
     rng = np.random.default_rng([seed, index, number])
+    name = _synthetic_id("pyxtal", seed, index, number)
     try:
         with _TimeLimit(CRYSTAL_TIME_LIMIT_S) as limit:
             structure = random_crystal(number, rng, spec)
             limit.check()
-            return f"syn-{seed}-{index}-sg{number}", number, simulate(structure, wavelength)
+            return name, number, simulate(structure, wavelength)
     except Exception as exc:  # a failed or abandoned crystal is counted, never fatal
-        return f"syn-{seed}-{index}-sg{number}", number, f"{exc.__class__.__name__}: {exc}"
+        return name, number, f"{exc.__class__.__name__}: {exc}"
 
 
 def _fast_job(args) -> tuple[str, int, PeakList | str]:
@@ -108,10 +118,31 @@ def _fast_job(args) -> tuple[str, int, PeakList | str]:
 
     number, seed, index, spec, wavelength = args
     rng = np.random.default_rng([seed, index, number])
+    name = _synthetic_id("fast", seed, index, number)
     try:
-        return f"fast-{seed}-{index}-sg{number}", number, random_pattern(number, rng, spec, wavelength)
+        return name, number, random_pattern(number, rng, spec, wavelength)
     except Exception as exc:  # a crystal that did not fit is counted, never fatal
-        return f"fast-{seed}-{index}-sg{number}", number, f"{exc.__class__.__name__}: {exc}"
+        return name, number, f"{exc.__class__.__name__}: {exc}"
+
+
+def datasets_with_seeds(seeds: Sequence[int], engine: str) -> dict[str, int]:
+    """Stored datasets already holding ``engine``'s random crystals made with one of
+    ``seeds``: name -> how many. With the same settings those crystals come out again, and
+    datasets that share crystals are not trained together (:func:`core.dataset.combine`).
+    Unreadable datasets are passed over."""
+    from core import dataset as store
+
+    prefixes = tuple(f"{_ID_PREFIX[engine]}-{int(seed)}-" for seed in seeds)
+    found = {}
+    for name in store.list_datasets():
+        try:
+            ids = pd.Series(store.ids(name), dtype=str)
+        except store.DatasetError:
+            continue
+        count = int(ids.str.startswith(prefixes).sum())
+        if count:
+            found[name] = count
+    return found
 
 
 ENGINES = {"pyxtal": _synthetic_job, "fast": _fast_job}

@@ -40,6 +40,8 @@ CATIONS: dict[str, float] = {
 
 # How a random crystal's independent sites are counted (RandomCrystalSpec.sites).
 SITE_PLANS = ("few", "cod", "cod-system")
+# How each site's Wyckoff position is chosen (RandomCrystalSpec.positions).
+POSITION_PLANS = ("prefer-general", "cod-system")
 
 MIN_CELL_VOLUME = 1.0  # Å³; the smallest real cells hold about 5 Å³
 
@@ -144,6 +146,11 @@ class RandomCrystalSpec:
             ``"cod-system"``: drawn from the COD counts of the crystal's own crystal system
             (median 22 independent sites for triclinic structures, 11 monoclinic, 2 cubic;
             ``"cod"`` gives every system the same spread).
+        positions: how each site's Wyckoff position is chosen. ``"prefer-general"``: the
+            general position three times as likely as each special one (how ``train_v3`` to
+            ``train_v5`` were made). ``"cod-system"``: as often as COD's structures of the
+            same crystal system put a site on a position of that site-symmetry order (99 %
+            of triclinic sites are general, 16 % of cubic ones; :func:`position_weights`).
     """
 
     max_atoms: int = 72
@@ -151,10 +158,14 @@ class RandomCrystalSpec:
     cations: dict[str, float] = field(default_factory=lambda: dict(CATIONS))
     volume_factor: float = 1.1
     sites: str = "few"
+    positions: str = "prefer-general"
 
     def __post_init__(self):
         if self.sites not in SITE_PLANS:
             raise ValueError(f"sites must be one of {SITE_PLANS}, not {self.sites!r}")
+        if self.positions not in POSITION_PLANS:
+            raise ValueError(f"positions must be one of {POSITION_PLANS}, "
+                             f"not {self.positions!r}")
 
 
 # Drawn site counts stop here (15 % of COD structures have more, often hydrates whose
@@ -191,6 +202,44 @@ def site_count_probabilities(system: str | None = None) -> np.ndarray:
         raise ValueError(f"no COD site counts for crystal system {system!r}")
     probabilities.flags.writeable = False  # shared by every caller through the cache
     return probabilities
+
+
+@lru_cache(maxsize=8)
+def site_order_probabilities(system: str) -> dict[int, float]:
+    """P(a site sits on a Wyckoff position whose site-symmetry group has order k), for the
+    orders k seen in COD (``core/data/site_frequency.json``): those of ``system``'s
+    structures, smoothed towards all of COD like :func:`site_count_probabilities`."""
+    data = json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
+    overall = {int(k): v for k, v in data["site_orders"].items()}
+    total = sum(overall.values())
+    if system not in data["site_orders_by_system"]:
+        raise ValueError(f"no COD site orders for crystal system {system!r}")
+    own = {int(k): v for k, v in data["site_orders_by_system"][system].items()}
+    counts = {k: own.get(k, 0) + SYSTEM_SMOOTHING * v / total for k, v in overall.items()}
+    norm = sum(counts.values())
+    return {k: c / norm for k, c in counts.items()}
+
+
+def position_weights(orders: Sequence[int], spec: RandomCrystalSpec,
+                     system: str | None = None) -> np.ndarray:
+    """Relative chance of each Wyckoff position on offer, given the site-symmetry order of
+    each (1 for the general position).
+
+    ``"prefer-general"`` weights the general position 3 and the others 1. ``"cod-system"``
+    gives each order COD's share for ``system`` (:func:`site_order_probabilities`), split
+    evenly between the positions of that order, so that a group's many special positions
+    do not crowd out its one general position.
+    """
+    orders = np.asarray(orders, dtype=int)
+    if spec.positions == "prefer-general":
+        return np.where(orders == 1, 3.0, 1.0)
+    if system is None:
+        raise ValueError('positions="cod-system" needs the crystal system')
+    share = site_order_probabilities(system)
+    floor = min(share.values())  # an order COD never shows stays possible, just rare
+    values, counts = np.unique(orders, return_counts=True)
+    per_position = {int(k): share.get(int(k), floor) / n for k, n in zip(values, counts)}
+    return np.array([per_position[int(k)] for k in orders])
 
 
 def planned_sites(n_species: int, spec: RandomCrystalSpec, rng: np.random.Generator,
@@ -233,19 +282,21 @@ def _pick(rng: np.random.Generator, weights: dict[str, float], k: int, exclude=(
 
 def _site_counts(group, n_species: int, spec: RandomCrystalSpec,
                  rng: np.random.Generator) -> list[int] | None:
-    """Atoms per species, each a sum of Wyckoff multiplicities, general positions preferred."""
+    """Atoms per species, each a sum of Wyckoff multiplicities chosen by
+    :func:`position_weights`."""
     multiplicities = [w.multiplicity for w in group.Wyckoff_positions]
     general = multiplicities[0]
     counts = []
     budget = spec.max_atoms
-    planned = planned_sites(n_species, spec, rng, crystal_system_of(int(group.number)))
+    system = crystal_system_of(int(group.number))
+    planned = planned_sites(n_species, spec, rng, system)
     for i in range(n_species):
         count = 0
         for _ in range(orbits_for(i, n_species, planned, rng)):
             options = [m for m in multiplicities if m <= budget - count - (n_species - i - 1)]
             if not options:
                 break
-            weights = np.array([3.0 if m == general else 1.0 for m in options])
+            weights = position_weights([general // m for m in options], spec, system)
             count += int(rng.choice(options, p=weights / weights.sum()))
         if count == 0:
             return None

@@ -86,6 +86,30 @@ def crystal_system_of(number: int) -> str:
     raise AssertionError("unreachable")
 
 
+@lru_cache(maxsize=None)
+def wyckoff_multiplicities(number: int) -> dict[str, int]:
+    """Wyckoff letter -> multiplicity in the conventional cell, for space group ``number``
+    (standard setting, from pyxtal's tables)."""
+    from pyxtal.symmetry import Group
+
+    _check_number(number)
+    return {w.letter: int(w.multiplicity) for w in Group(int(number)).Wyckoff_positions}
+
+
+def site_symmetry_order(number: int, letter: str) -> int:
+    """Order of the site-symmetry group of Wyckoff position ``letter`` of space group
+    ``number``: the general position's multiplicity over this one's (1 for the general
+    position, 2 on an inversion centre of P-1, 48 on the origin of Fm-3m).
+
+    Raises:
+        KeyError: the group has no such letter.
+    """
+    multiplicities = wyckoff_multiplicities(number)
+    if letter not in multiplicities:
+        raise KeyError(f"space group {number} has no Wyckoff position {letter!r}")
+    return max(multiplicities.values()) // multiplicities[letter]
+
+
 def _check_number(number: int) -> None:
     if not isinstance(number, (int, np.integer)) or not 1 <= int(number) <= N_SPACE_GROUPS:
         raise UnknownSpaceGroupError(f"space-group number must be 1-230, got {number!r}")

@@ -13,9 +13,10 @@ import streamlit as st
 
 from core import dataset as store
 from core import sources
+from core.generation import datasets_with_seeds
 from core.grid import DEFAULT_GRID
 from core.rendering import DEFAULT_PADDED_LENGTH, render
-from core.structures import (ANIONS, CATIONS, SITE_PLANS, RandomCrystalSpec,
+from core.structures import (ANIONS, CATIONS, POSITION_PLANS, SITE_PLANS, RandomCrystalSpec,
                              space_groups_of_systems)
 from core.symmetry import CRYSTAL_SYSTEMS
 from ui import figures_dataset as fig
@@ -26,6 +27,7 @@ from ui.routing import ensure_app_navigation
 ensure_app_navigation()
 
 JOB, RESULT, FLASH, SELECT_NEXT = "ds_job", "ds_last_result", "ds_flash", "ds_select_next"
+NOTE = "ds_job_note"  # a warning given when the job started, shown with its result
 MAX_TABLE_ROWS = 5000
 ALL_EFFECTS = "all of them, as in training"
 
@@ -212,6 +214,8 @@ def _show_result() -> None:
     if RESULT not in st.session_state:
         return
     label, result, error = st.session_state[RESULT]
+    if note := st.session_state.get(NOTE):
+        st.warning(note)
     if error is not None:
         detail = str(error) if isinstance(error, sources.SourceError) else \
             f"{error.__class__.__name__}: {error}"
@@ -242,8 +246,9 @@ def _target(prefix: str) -> tuple[str, str]:
                          placeholder="e.g. cubic-oxides").strip(), "new"
 
 
-def _launch(label: str, name: str, mode: str, work) -> None:
-    """Check the target and the scheduler, then run ``work(job)`` in the background."""
+def _launch(label: str, name: str, mode: str, work, note: str | None = None) -> None:
+    """Check the target and the scheduler, then run ``work(job)`` in the background;
+    ``note`` is shown with the result."""
     running = st.session_state.get(JOB)
     if running is not None and running.running:
         st.warning(f"'{running.label}' is still running: wait for it or stop it first.")
@@ -257,6 +262,7 @@ def _launch(label: str, name: str, mode: str, work) -> None:
         return
     settings = dict(processes=int(st.session_state.get("ds_processes", 1)), scheduler=scheduler)
     st.session_state.pop(RESULT, None)
+    st.session_state[NOTE] = note
     st.session_state[JOB] = sources.BackgroundJob(label, lambda job: work(job, settings)).start()
     st.rerun()
 
@@ -298,6 +304,14 @@ def _synthetic_tab() -> None:
              "tail of large cells); or drawn from the COD counts of the crystal's own system "
              "(median 22 for triclinic structures, 11 monoclinic, 2 cubic). For the COD plans "
              "raise 'Most atoms per cell' to about 160 to let the cells grow.")
+    positions = st.radio(
+        "Wyckoff positions", POSITION_PLANS, horizontal=True, key="syn_positions",
+        format_func={"prefer-general": "Prefer the general position",
+                     "cod-system": "Like COD, per crystal system"}.get,
+        help="Which Wyckoff position each site takes: the general position three times as "
+             "likely as each special one; or as often as real COD structures of the same "
+             "crystal system use each site symmetry (99 % of triclinic sites are general, "
+             "16 % of cubic ones).")
     total = len(groups) * int(per_group)
     st.caption(f"{total:,} random crystals ({len(groups)} space groups × {per_group}), "
                "simulated with Cu Kα; species are drawn with their natural frequencies.")
@@ -306,15 +320,21 @@ def _synthetic_tab() -> None:
         if not groups or not cations or not anions:
             st.error("Choose at least one space group, one cation and one anion.")
             return
-        spec = RandomCrystalSpec(max_atoms=int(max_atoms), sites=sites,
+        spec = RandomCrystalSpec(max_atoms=int(max_atoms), sites=sites, positions=positions,
                                  cations={e: CATIONS[e] for e in cations},
                                  anions={e: ANIONS[e] for e in anions})
         request = [n for n in groups for _ in range(int(per_group))]
+        note = None
+        if users := datasets_with_seeds([int(seed)], engine):
+            note = (f"Seed {seed} had already made crystals in {', '.join(users)}: with the same "
+                    "settings they come out again, and datasets that share crystals are not "
+                    "trained together. Another seed gives new crystals.")
         command = (f"dataset page: synthetic ({engine}), {len(groups)} space groups x {per_group}, "
-                   f"seed {seed}, max atoms {max_atoms}, sites {sites}, elements {' '.join(cations + anions)}")
+                   f"seed {seed}, max atoms {max_atoms}, sites {sites}, positions {positions}, "
+                   f"elements {' '.join(cations + anions)}")
         _launch("Synthetic generation", name, mode, lambda job, s: sources.synthesize_and_store(
             request, name, mode, seed=int(seed), spec=spec, command=command, job=job,
-            engine=engine, **s))
+            engine=engine, **s), note=note)
 
 
 def _secrets() -> dict | None:

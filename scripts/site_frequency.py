@@ -1,6 +1,7 @@
-"""Tally how many symmetry-independent sites COD structures have, overall and per crystal
-system, into ``core/data/site_frequency.json`` (numbers only; the structures stay in
-``../shared``). Run from the project root: ``python scripts/site_frequency.py``."""
+"""Tally how many symmetry-independent sites COD structures have, and how special the
+Wyckoff positions of those sites are, overall and per crystal system, into
+``core/data/site_frequency.json`` (numbers only; the structures stay in ``../shared``).
+Run from the project root: ``python scripts/site_frequency.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.structures import read_cif_folder  # noqa: E402
-from core.symmetry import crystal_system_of  # noqa: E402
+from core.symmetry import crystal_system_of, site_symmetry_order  # noqa: E402
 
 FOLDER = ROOT.parent / "shared" / "data" / "cod_cifs"
 OUT = ROOT / "core" / "data" / "site_frequency.json"
@@ -30,11 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     batch = read_cif_folder(args.folder)
     overall: Counter = Counter()
     by_system: dict[str, Counter] = defaultdict(Counter)
+    orders: Counter = Counter()
+    orders_by_system: dict[str, Counter] = defaultdict(Counter)
     for structure in batch.structures:
         analyzer = SpacegroupAnalyzer(structure, symprec=0.01)
-        sites = len(analyzer.get_symmetrized_structure().equivalent_sites)
-        overall[sites] += 1
-        by_system[crystal_system_of(analyzer.get_space_group_number())][sites] += 1
+        number = analyzer.get_space_group_number()
+        system = crystal_system_of(number)
+        symmetrized = analyzer.get_symmetrized_structure()
+        overall[len(symmetrized.equivalent_sites)] += 1
+        by_system[system][len(symmetrized.equivalent_sites)] += 1
+        for orbit in symmetrized.equivalent_indices:
+            order = site_symmetry_order(number, symmetrized.wyckoff_letters[orbit[0]])
+            orders[order] += 1
+            orders_by_system[system][order] += 1
     data = {
         "description": (
             f"Number of symmetry-independent atomic sites (Wyckoff orbits) in "
@@ -46,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         "counts": {str(k): v for k, v in sorted(overall.items())},
         "by_system": {system: {str(k): v for k, v in sorted(counts.items())}
                       for system, counts in sorted(by_system.items())},
+        "site_orders_description": (
+            "Independent sites by the order of their site-symmetry group (1: general "
+            "position; 2: e.g. an inversion centre), overall and per crystal system. Used by "
+            "core.structures to choose Wyckoff positions like real crystals do."),
+        "site_orders": {str(k): v for k, v in sorted(orders.items())},
+        "site_orders_by_system": {system: {str(k): v for k, v in sorted(counts.items())}
+                                  for system, counts in sorted(orders_by_system.items())},
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"{sum(overall.values())} structures ({len(batch.failures)} unreadable) -> {args.out}")

@@ -284,3 +284,32 @@ def test_generate_with_system_site_counts(capsys):
     assert by_system["n_sites"].median() > 2 * all_cod["n_sites"].median()
     with pytest.raises(SystemExit):
         main(["generate", "--name", "bad", *common, "--sites", "many"])
+
+
+def test_generate_with_cod_site_symmetries(capsys):
+    common = ["--total", "0", "--minimum", "0", "--per-group", "6", "--space-groups", "14",
+              "--seed", "5", "--processes", "1", "--engine", "fast", "--max-atoms", "160",
+              "--sites", "cod-system"]
+    assert main(["generate", "--name", "cod_positions", *common, "--positions", "cod-system"]) == 0
+    assert main(["generate", "--name", "preferred_positions", *common]) == 0
+    capsys.readouterr()
+    cod, preferred = store.load("cod_positions"), store.load("preferred_positions")
+    assert "--positions cod-system" in cod.meta["command"]
+    assert (cod.table["sg_number"] == 14).all() and len(cod.table) >= 4
+    # The same seed: only the choice of Wyckoff positions differs, and it reaches the crystals.
+    assert cod.table["n_sites"].tolist() != preferred.table["n_sites"].tolist()
+    with pytest.raises(SystemExit):
+        main(["generate", "--name", "bad", *common, "--positions", "anywhere"])
+
+
+def test_generate_warns_when_a_seed_already_made_crystals(capsys):
+    common = ["--total", "0", "--minimum", "0", "--per-group", "2", "--space-groups", "2", "14",
+              "--processes", "1", "--engine", "fast"]
+    assert main(["generate", "--name", "seed_first", *common, "--seed", "917"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["generate", "--name", "seed_again", *common, "--seed", "917"]) == 0
+    err = capsys.readouterr().err
+    count = len(store.load("seed_first").table)
+    assert f"warning: seed 917 already made fast crystals in seed_first ({count})" in err
+    assert main(["generate", "--name", "seed_other", *common, "--seed", "918"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -295,3 +295,9 @@ def test_combine_refuses_datasets_holding_the_same_crystals(rows):
         store.combine([first, again])
     other = Dataset("other", synthetic_table(rows, {14: 5}, prefix="x-"), {})
     assert len(store.combine([first, other])) == 25
+
+
+def test_ids_are_read_without_the_peak_lists(small_dataset):
+    assert store.ids("small") == small_dataset.table["id"].astype(str).tolist()
+    with pytest.raises(DatasetError, match="ids unreadable"):
+        store.ids("no_such_dataset")

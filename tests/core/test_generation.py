@@ -189,3 +189,22 @@ def test_time_limit_check_catches_an_expiry_that_library_code_swallowed():
             limit.check()
     with generation._TimeLimit(5.0) as limit:
         limit.check()  # not expired: nothing raised
+
+
+def test_datasets_with_seeds_finds_crystals_already_made():
+    from core import dataset as store
+    from core.paths import datasets_dir
+
+    rows = generate_synthetic([2, 14, 62], seed=913, processes=1, engine="fast").rows
+    store.create("seed_913", rows, command="test")
+    assert generation.datasets_with_seeds([913], "fast") == {"seed_913": len(rows)}
+    assert generation.datasets_with_seeds([914], "fast") == {}
+    assert generation.datasets_with_seeds([913], "pyxtal") == {}  # other ids, other crystals
+    # "fast-91-..." must not match seed 9 or 91 by prefix alone.
+    assert generation.datasets_with_seeds([91, 9], "fast") == {}
+    (datasets_dir() / "broken_seed.parquet").write_bytes(b"not parquet")
+    try:
+        assert generation.datasets_with_seeds([913, 914], "fast") == {"seed_913": len(rows)}
+    finally:
+        (datasets_dir() / "broken_seed.parquet").unlink()
+        store.delete("seed_913")

@@ -16,11 +16,13 @@ from core.structures import (
     StructureReadError,
     bundled_structures,
     planned_sites,
+    position_weights,
     random_crystal,
     random_crystals,
     read_cif,
     read_cif_folder,
     site_count_probabilities,
+    site_order_probabilities,
     space_groups_of_systems,
 )
 
@@ -229,3 +231,58 @@ def test_pyxtal_crystals_with_cod_sites_are_larger():
             sizes[plan].append(len(random_crystal(2, rng, spec_)))
     assert max(sizes["cod"]) <= 48
     assert np.mean(sizes["cod"]) > np.mean(sizes["few"])
+
+
+def test_site_orders_per_crystal_system_follow_cod():
+    for system in ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
+                   "hexagonal", "cubic"):
+        p = site_order_probabilities(system)
+        assert sum(p.values()) == pytest.approx(1.0) and min(p.values()) > 0
+    # COD: triclinic sites are nearly all general, most cubic ones are special.
+    assert site_order_probabilities("triclinic")[1] > 0.95
+    assert site_order_probabilities("monoclinic")[1] > 0.8
+    assert site_order_probabilities("cubic")[1] < 0.3
+    assert site_order_probabilities("cubic")[48] > site_order_probabilities("orthorhombic")[48]
+    with pytest.raises(ValueError, match="crystal system"):
+        site_order_probabilities("icosahedral")
+
+
+def test_position_weights():
+    # P-1: the general position and the eight inversion centres.
+    orders = [1] + [2] * 8
+    old = position_weights(orders, RandomCrystalSpec())
+    assert old.tolist() == [3.0] + [1.0] * 8  # how train_v3 to train_v5 were made
+    cod = RandomCrystalSpec(positions="cod-system")
+    weights = position_weights(orders, cod, "triclinic")
+    share = weights / weights.sum()
+    assert share[0] > 0.95 and np.allclose(share[1:], share[1])  # centres share evenly
+    # One centre on offer gets what eight shared: COD's share of order-2 sites is per order.
+    single = position_weights([1, 2], cod, "triclinic")
+    assert single[1] == pytest.approx(8 * weights[1])
+    # An order COD never showed for the system stays possible.
+    assert position_weights([1, 48], cod, "monoclinic")[1] > 0
+    with pytest.raises(ValueError, match="crystal system"):
+        position_weights(orders, cod)
+
+
+def test_unknown_position_plan_is_refused():
+    with pytest.raises(ValueError, match="positions"):
+        RandomCrystalSpec(positions="random")
+
+
+def test_pyxtal_crystals_take_cod_site_symmetries():
+    """P2_1/c (general 4e, inversion centres 2a-2d): COD puts 89 % of monoclinic sites on
+    general positions; preferring the general position 3:1 puts about 43 % there."""
+    general = {}
+    for plan in ("prefer-general", "cod-system"):
+        spec = RandomCrystalSpec(max_atoms=48, sites="cod", positions=plan)
+        rng = np.random.default_rng(6)
+        letters = []
+        for _ in range(10):
+            structure = random_crystal(14, rng, spec)
+            symmetrized = SpacegroupAnalyzer(structure, symprec=0.01).get_symmetrized_structure()
+            letters += [symmetrized.wyckoff_letters[orbit[0]]
+                        for orbit in symmetrized.equivalent_indices]
+        general[plan] = np.mean([letter == "e" for letter in letters])
+    assert general["cod-system"] > 0.8
+    assert general["cod-system"] > general["prefer-general"] + 0.2

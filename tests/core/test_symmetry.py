@@ -14,6 +14,7 @@ from core.symmetry import (
     by_number,
     by_symbol,
     crystal_system_of,
+    site_symmetry_order,
     space_groups,
     system_index_of_numbers,
     system_membership,
@@ -138,3 +139,21 @@ def test_cod_labels_symbols_map_to_their_numbers():
     table = pd.read_csv(COD_CIFS / "labels.csv")
     assert len(table) > 100
     _assert_symbols_map(table, "sg_symbol")
+
+
+@pytest.mark.parametrize("number, letter, order", [
+    (2, "i", 1), (2, "a", 2),          # P-1: general position, an inversion centre
+    (14, "e", 1), (14, "a", 2),        # P2_1/c
+    (62, "d", 1), (62, "c", 2),        # Pnma: the mirror-plane site 4c
+    (225, "l", 1), (225, "a", 48), (225, "e", 8),  # Fm-3m: 192l, 4a, 24e
+    (227, "a", 24),                    # Fd-3m: 8a, general 192i
+])
+def test_site_symmetry_order(number, letter, order):
+    assert site_symmetry_order(number, letter) == order
+
+
+def test_site_symmetry_order_of_a_missing_letter_raises():
+    with pytest.raises(KeyError, match="no Wyckoff position 'z'"):
+        site_symmetry_order(2, "z")
+    with pytest.raises(UnknownSpaceGroupError):
+        site_symmetry_order(231, "a")

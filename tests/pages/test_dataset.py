@@ -14,6 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import PROJECT
 from core import dataset as store
+from core.generation import generate_synthetic
+from core.structures import RandomCrystalSpec
 from tests.core.test_sources import (GOOD_KEY, OTHER_KEY, FakeCOD, FakeMaterialsProject,
                                      broken_cif, closed_port, nacl, nacl_cif)
 
@@ -156,7 +158,7 @@ def test_bundled_dataset_is_protected():
 
 
 def _build_synthetic(groups: str, per_group: int, max_atoms: int, name: str,
-                     sites: str | None = None):
+                     sites: str | None = None, positions: str | None = None, seed: int = 0):
     """The page after generating random crystals of the listed ``groups`` into ``name``."""
     at = _app()
     at.radio(key="syn_mode").set_value("List")
@@ -166,6 +168,9 @@ def _build_synthetic(groups: str, per_group: int, max_atoms: int, name: str,
     at.number_input(key="syn_max_atoms").set_value(max_atoms)
     if sites:
         at.radio(key="syn_sites").set_value(sites)
+    if positions:
+        at.radio(key="syn_positions").set_value(positions)
+    at.number_input(key="syn_seed").set_value(seed)
     at.text_input(key="syn_name").set_value(name)
     _build(at, "syn_go")
     _ok(at)
@@ -206,6 +211,24 @@ def test_synthetic_crystals_can_take_their_own_systems_cod_site_counts():
     assert len(dataset.table) >= 4 and (dataset.table["sg_number"] == 2).all()
     # COD's triclinic structures: a median of 22 independent sites, 44 atoms in P-1.
     assert dataset.table["n_sites"].median() >= 20
+
+
+def test_synthetic_crystals_can_take_cods_site_symmetries():
+    at = _app()
+    assert at.radio(key="syn_positions").options == [
+        "Prefer the general position", "Like COD, per crystal system"]
+    _build_synthetic("2", per_group=6, max_atoms=160, name="page_positions", sites="cod-system",
+                     positions="cod-system")
+    dataset = store.load("page_positions")
+    assert "positions cod-system" in dataset.meta["command"]
+    # The page's crystals are those core makes with that plan (fast engine, seed 0).
+    made = {}
+    for plan in ("cod-system", "prefer-general"):
+        spec = RandomCrystalSpec(max_atoms=160, sites="cod-system", positions=plan)
+        made[plan] = generate_synthetic([2] * 6, seed=0, spec=spec, processes=1,
+                                        engine="fast").rows
+    assert dataset.table["n_sites"].tolist() == made["cod-system"]["n_sites"].tolist()
+    assert dataset.table["n_sites"].tolist() != made["prefer-general"]["n_sites"].tolist()
 
 
 def test_synthetic_name_clash_and_bad_input():
@@ -363,3 +386,12 @@ def test_a_running_build_can_be_cancelled():
     assert result.added == 0 < result.requested == 360
     assert any("cancelled: nothing was written" in w.value for w in at.warning)
     assert "page_cancelled" not in store.list_datasets()
+
+
+def test_a_seed_that_already_made_crystals_is_pointed_out():
+    at = _build_synthetic("2", per_group=2, max_atoms=24, name="page_seed_first", seed=919)
+    assert not any("Seed 919" in w.value for w in at.warning)
+    at = _build_synthetic("2", per_group=2, max_atoms=24, name="page_seed_again", seed=919)
+    assert any("Seed 919 had already made crystals in page_seed_first" in w.value
+               for w in at.warning)
+    assert "page_seed_again" in store.list_datasets()  # a warning, not a refusal

@@ -20,6 +20,10 @@ def test_committed_table_is_reproduced_from_cod(tmp_path):
     tallied, committed = json.loads(out.read_text()), json.loads(TABLE.read_text())
     assert tallied["counts"] == committed["counts"]
     assert tallied["by_system"] == committed["by_system"]
+    assert tallied["site_orders"] == committed["site_orders"]
+    assert tallied["site_orders_by_system"] == committed["site_orders_by_system"]
+    assert sum(committed["site_orders"].values()) == sum(
+        int(k) * v for k, v in committed["counts"].items())  # one order per independent site
     assert sum(committed["counts"].values()) == 704
 
 
@@ -40,4 +44,8 @@ def test_a_folder_of_structures_is_tallied_per_crystal_system(tmp_path):
     table = json.loads(out.read_text())
     assert table["counts"] == {"2": 1, "3": 1}
     assert table["by_system"] == {"cubic": {"2": 1}, "triclinic": {"3": 1}}
+    # Na and Cl of rock salt sit on Fm-3m's 4a and 4b (site symmetry m-3m, order 48); the
+    # triclinic cell is P1, all of whose sites are general.
+    assert table["site_orders_by_system"] == {"cubic": {"48": 2}, "triclinic": {"1": 3}}
+    assert table["site_orders"] == {"1": 3, "48": 2}
     assert "2 COD inorganic structures" in table["description"]
