@@ -151,6 +151,8 @@ class RandomCrystalSpec:
             ``train_v5`` were made). ``"cod-system"``: as often as COD's structures of the
             same crystal system put a site on a position of that site-symmetry order (99 %
             of triclinic sites are general, 16 % of cubic ones; :func:`position_weights`).
+            pyxtal is then given the chosen positions; under ``"prefer-general"`` it is
+            given only the atom counts and places them itself, as before.
     """
 
     max_atoms: int = 72
@@ -281,28 +283,38 @@ def _pick(rng: np.random.Generator, weights: dict[str, float], k: int, exclude=(
 
 
 def _site_counts(group, n_species: int, spec: RandomCrystalSpec,
-                 rng: np.random.Generator) -> list[int] | None:
+                 rng: np.random.Generator) -> tuple[list[int], list[list[str]]] | None:
     """Atoms per species, each a sum of Wyckoff multiplicities chosen by
-    :func:`position_weights`."""
-    multiplicities = [w.multiplicity for w in group.Wyckoff_positions]
-    general = multiplicities[0]
-    counts = []
+    :func:`position_weights`, and the chosen positions (labels such as ``"4e"``)."""
+    positions = group.Wyckoff_positions
+    general = positions[0].multiplicity
+    counts, labels = [], []
     budget = spec.max_atoms
+    used_fixed: set[int] = set()
     system = crystal_system_of(int(group.number))
     planned = planned_sites(n_species, spec, rng, system)
     for i in range(n_species):
-        count = 0
+        count, chosen = 0, []
         for _ in range(orbits_for(i, n_species, planned, rng)):
-            options = [m for m in multiplicities if m <= budget - count - (n_species - i - 1)]
+            # The old plan let pyxtal place the counts itself, fixed points included.
+            options = [j for j, w in enumerate(positions)
+                       if w.multiplicity <= budget - count - (n_species - i - 1)
+                       and (spec.positions == "prefer-general" or j not in used_fixed)]
             if not options:
                 break
-            weights = position_weights([general // m for m in options], spec, system)
-            count += int(rng.choice(options, p=weights / weights.sum()))
+            weights = position_weights([general // positions[j].multiplicity for j in options],
+                                       spec, system)
+            j = options[int(rng.choice(len(options), p=weights / weights.sum()))]
+            count += positions[j].multiplicity
+            chosen.append(f"{positions[j].multiplicity}{positions[j].letter}")
+            if positions[j].get_dof() == 0:
+                used_fixed.add(j)
         if count == 0:
             return None
         counts.append(count)
+        labels.append(chosen)
         budget -= count
-    return counts
+    return counts, labels
 
 
 def random_crystal(space_group: int, rng: np.random.Generator,
@@ -319,9 +331,12 @@ def random_crystal(space_group: int, rng: np.random.Generator,
     last_error = "no compatible composition"
     for _ in range(attempts):
         n_species = int(rng.choice([1, 2, 3, 4], p=[0.05, 0.35, 0.4, 0.2]))
-        counts = _site_counts(group, n_species, spec, rng)
-        if counts is None or not group.check_compatible(counts)[0]:
+        drawn = _site_counts(group, n_species, spec, rng)
+        if drawn is None or not group.check_compatible(drawn[0])[0]:
             continue
+        counts, positions = drawn
+        # "prefer-general" leaves the choice of positions for the counts to pyxtal, as before.
+        sites = None if spec.positions == "prefer-general" else positions
         if n_species == 1:
             species = _pick(rng, spec.cations, 1)
         else:
@@ -332,7 +347,7 @@ def random_crystal(space_group: int, rng: np.random.Generator,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 crystal.from_random(3, int(space_group), species, counts,
-                                    factor=spec.volume_factor,
+                                    factor=spec.volume_factor, sites=sites,
                                     random_state=int(rng.integers(2**31)))
         except TimeoutError:  # a caller's time limit (core.generation), not a bad placement
             raise

@@ -272,7 +272,8 @@ def test_unknown_position_plan_is_refused():
 
 def test_pyxtal_crystals_take_cod_site_symmetries():
     """P2_1/c (general 4e, inversion centres 2a-2d): COD puts 89 % of monoclinic sites on
-    general positions; preferring the general position 3:1 puts about 43 % there."""
+    general positions. The COD plan hands pyxtal the positions it chose; the old plan drew
+    only the atom counts and let pyxtal place them (about two thirds general here)."""
     general = {}
     for plan in ("prefer-general", "cod-system"):
         spec = RandomCrystalSpec(max_atoms=48, sites="cod", positions=plan)
@@ -285,4 +286,4 @@ def test_pyxtal_crystals_take_cod_site_symmetries():
                         for orbit in symmetrized.equivalent_indices]
         general[plan] = np.mean([letter == "e" for letter in letters])
     assert general["cod-system"] > 0.8
-    assert general["cod-system"] > general["prefer-general"] + 0.2
+    assert general["cod-system"] > general["prefer-general"] + 0.15
