@@ -48,6 +48,11 @@ def cmd_classify(args) -> int:
     return 1 if any(p.error for p in predictions) else 0
 
 
+def _chunk_seed(seed: int, start: int) -> int:
+    """The seed of the chunk of a ``--chunk`` run that starts at crystal ``start``."""
+    return seed * 1000003 + start
+
+
 def cmd_generate(args) -> int:
     from core import dataset as store
     from core.generation import (datasets_with_seeds, generate_from_structures,
@@ -66,7 +71,7 @@ def cmd_generate(args) -> int:
         spec = RandomCrystalSpec(max_atoms=args.max_atoms, sites=args.sites,
                                  positions=args.positions)
         chunk = args.chunk or len(groups)
-        seeds = [args.seed * 1000003 + start for start in range(0, len(groups), chunk)] \
+        seeds = [_chunk_seed(args.seed, start) for start in range(0, len(groups), chunk)] \
             if args.chunk else [args.seed]
         if users := datasets_with_seeds(seeds, args.engine):
             print(f"warning: seed {args.seed} already made {args.engine} crystals in "
@@ -79,7 +84,7 @@ def cmd_generate(args) -> int:
             # Each chunk is saved as soon as it is done, so a long run can be interrupted.
             offset = bar.n
             report = generate_synthetic(groups[start:start + chunk],
-                                        seed=args.seed * 1000003 + start if args.chunk else args.seed,
+                                        seed=_chunk_seed(args.seed, start) if args.chunk else args.seed,
                                         spec=spec, processes=args.processes, scheduler=args.scheduler,
                                         engine=args.engine,
                                         progress=lambda done, total: bar.update(offset + done - bar.n))

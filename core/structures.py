@@ -12,10 +12,11 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from pymatgen.core import Structure
@@ -207,7 +208,7 @@ def site_count_probabilities(system: str | None = None) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def site_order_probabilities(system: str) -> dict[int, float]:
+def site_order_probabilities(system: str) -> Mapping[int, float]:
     """P(a site sits on a Wyckoff position whose site-symmetry group has order k), for the
     orders k seen in COD (``core/data/site_frequency.json``): those of ``system``'s
     structures, smoothed towards all of COD like :func:`site_count_probabilities`."""
@@ -219,7 +220,8 @@ def site_order_probabilities(system: str) -> dict[int, float]:
     own = {int(k): v for k, v in data["site_orders_by_system"][system].items()}
     counts = {k: own.get(k, 0) + SYSTEM_SMOOTHING * v / total for k, v in overall.items()}
     norm = sum(counts.values())
-    return {k: c / norm for k, c in counts.items()}
+    # Read-only: every caller shares it through the cache.
+    return MappingProxyType({k: c / norm for k, c in counts.items()})
 
 
 def position_weights(orders: Sequence[int], spec: RandomCrystalSpec,

@@ -243,6 +243,8 @@ def test_site_orders_per_crystal_system_follow_cod():
     assert site_order_probabilities("monoclinic")[1] > 0.8
     assert site_order_probabilities("cubic")[1] < 0.3
     assert site_order_probabilities("cubic")[48] > site_order_probabilities("orthorhombic")[48]
+    with pytest.raises(TypeError):  # shared through the cache, so read-only
+        site_order_probabilities("cubic")[1] = 1.0
     with pytest.raises(ValueError, match="crystal system"):
         site_order_probabilities("icosahedral")
 
