@@ -188,12 +188,18 @@ def _folded(counts: dict[str, int]) -> np.ndarray:
     return folded
 
 
+@lru_cache(maxsize=1)
+def _site_table() -> dict:
+    """``core/data/site_frequency.json``: COD's site counts and site-symmetry orders."""
+    return json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
+
+
 @lru_cache(maxsize=8)
 def site_count_probabilities(system: str | None = None) -> np.ndarray:
     """P(n independent sites) for n = 1 ... :data:`MAX_SITES` (index n - 1): COD's counts
     (``core/data/site_frequency.json``, numbers only), the tail folded into MAX_SITES;
     those of one crystal system when ``system`` is given (smoothed towards all of COD)."""
-    data = json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
+    data = _site_table()
     overall = _folded(data["counts"])
     overall /= overall.sum()
     if system is None:
@@ -212,7 +218,7 @@ def site_order_probabilities(system: str) -> Mapping[int, float]:
     """P(a site sits on a Wyckoff position whose site-symmetry group has order k), for the
     orders k seen in COD (``core/data/site_frequency.json``): those of ``system``'s
     structures, smoothed towards all of COD like :func:`site_count_probabilities`."""
-    data = json.loads((Path(__file__).parent / "data" / "site_frequency.json").read_text())
+    data = _site_table()
     overall = {int(k): v for k, v in data["site_orders"].items()}
     total = sum(overall.values())
     if system not in data["site_orders_by_system"]:

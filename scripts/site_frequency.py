@@ -21,6 +21,11 @@ FOLDER = ROOT.parent / "shared" / "data" / "cod_cifs"
 OUT = ROOT / "core" / "data" / "site_frequency.json"
 
 
+def _keyed(counts: Counter) -> dict[str, int]:
+    """``counts`` in numeric order, with string keys as JSON needs."""
+    return {str(k): v for k, v in sorted(counts.items())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tally COD's independent-site counts.")
     parser.add_argument("--folder", type=Path, default=FOLDER, help="CIF folder to tally")
@@ -52,15 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             "../shared/data/cod_cifs by scripts/site_frequency.py. Used by core.fast_crystals "
             "to draw how many sites a random crystal gets. Source: Crystallography Open "
             "Database (CC0)."),
-        "counts": {str(k): v for k, v in sorted(overall.items())},
-        "by_system": {system: {str(k): v for k, v in sorted(counts.items())}
-                      for system, counts in sorted(by_system.items())},
+        "counts": _keyed(overall),
+        "by_system": {system: _keyed(counts) for system, counts in sorted(by_system.items())},
         "site_orders_description": (
             "Independent sites by the order of their site-symmetry group (1: general "
             "position; 2: e.g. an inversion centre), overall and per crystal system. Used by "
             "core.structures to choose Wyckoff positions like real crystals do."),
-        "site_orders": {str(k): v for k, v in sorted(orders.items())},
-        "site_orders_by_system": {system: {str(k): v for k, v in sorted(counts.items())}
+        "site_orders": _keyed(orders),
+        "site_orders_by_system": {system: _keyed(counts)
                                   for system, counts in sorted(orders_by_system.items())},
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
