@@ -255,10 +255,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--minimum", type=int, default=1, help="with --total: at least this many per group")
     g.add_argument("--max-atoms", type=int, default=72)
     # core.structures.SITE_PLANS, written out: importing it would load pymatgen for every command.
-    g.add_argument("--sites", default="few", choices=("few", "cod", "cod-system"),
+    g.add_argument("--sites", default="few", choices=("few", "cod", "cod-system", "cod-cells"),
                    help="independent sites per crystal: few (1-2 per species), cod (drawn "
-                        "from COD's counts, larger cells; use with --max-atoms 160) or "
-                        "cod-system (COD's counts for the crystal's own system)")
+                        "from COD's counts, larger cells; use with --max-atoms 160), "
+                        "cod-system (COD's counts for the crystal's own system) or cod-cells "
+                        "(sites and atoms per cell of a COD structure of the same system)")
     # core.structures.POSITION_PLANS, written out for the same reason.
     g.add_argument("--positions", default="prefer-general", choices=("prefer-general", "cod-system"),
                    help="Wyckoff position of each site: prefer-general (general position 3x as "

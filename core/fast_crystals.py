@@ -21,7 +21,7 @@ import numpy as np
 
 from core.grid import CU_KA
 from core.simulation import DEFAULT_TWO_THETA_RANGE, SYMPREC, PeakList
-from core.structures import (RandomCrystalSpec, _pick, orbits_for, planned_sites,
+from core.structures import (RandomCrystalSpec, _pick, orbits_for, planned_cell,
                              position_weights)
 from core.symmetry import crystal_system_of
 
@@ -174,8 +174,9 @@ def _orbit_plan(tables: _GroupTables, n_species: int, spec: RandomCrystalSpec,
     """Wyckoff position indices per species, chosen by :func:`position_weights`."""
     general = tables.wyckoff[0].multiplicity
     used_fixed: set[int] = set()
-    budget, plan = spec.max_atoms, []
-    planned = planned_sites(n_species, spec, rng, tables.system)
+    plan: list[list[int]] = []
+    planned, budget = planned_cell(n_species, spec, rng, tables.system,
+                                   min(w.multiplicity for w in tables.wyckoff))
     for i in range(n_species):
         chosen: list[int] = []
         for _ in range(orbits_for(i, n_species, planned, rng)):

@@ -40,7 +40,7 @@ CATIONS: dict[str, float] = {
 
 
 # How a random crystal's independent sites are counted (RandomCrystalSpec.sites).
-SITE_PLANS = ("few", "cod", "cod-system")
+SITE_PLANS = ("few", "cod", "cod-system", "cod-cells")
 # How each site's Wyckoff position is chosen (RandomCrystalSpec.positions).
 POSITION_PLANS = ("prefer-general", "cod-system")
 
@@ -146,7 +146,12 @@ class RandomCrystalSpec:
             tail of large cells; :func:`planned_sites`), as far as ``max_atoms`` allows.
             ``"cod-system"``: drawn from the COD counts of the crystal's own crystal system
             (median 22 independent sites for triclinic structures, 11 monoclinic, 2 cubic;
-            ``"cod"`` gives every system the same spread).
+            ``"cod"`` gives every system the same spread). ``"cod-cells"``: the site count
+            and the number of atoms in the conventional cell of one COD structure of the
+            same crystal system, drawn together (:func:`planned_cell`); the atom count, give
+            or take 15 %, is the budget the Wyckoff positions fill. Site counts alone let a
+            high-symmetry crystal put every site on a large orbit: ``"cod-system"`` crystals
+            have a median of 70 atoms in a cubic cell where COD has 24.
         positions: how each site's Wyckoff position is chosen. ``"prefer-general"``: the
             general position three times as likely as each special one (how ``train_v3`` to
             ``train_v5`` were made). ``"cod-system"``: as often as COD's structures of the
@@ -174,6 +179,10 @@ class RandomCrystalSpec:
 # Drawn site counts stop here (15 % of COD structures have more, often hydrates whose
 # many light atoms hardly change a powder pattern); their share goes to MAX_SITES.
 MAX_SITES = 24
+
+
+# A "cod-cells" crystal's atom budget is a COD structure's atom count times a factor from here.
+CELL_JITTER = (0.85, 1.2)
 
 
 # Pseudo-count of the all-COD distribution added to one crystal system's counts (about a
@@ -230,6 +239,49 @@ def site_order_probabilities(system: str) -> Mapping[int, float]:
     return MappingProxyType({k: c / norm for k, c in counts.items()})
 
 
+@lru_cache(maxsize=8)
+def cell_size_probabilities(system: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(independent sites, atoms in the conventional cell, probability) of every combination
+    seen in COD (``core/data/site_frequency.json``): ``system``'s structures, smoothed
+    towards all of COD like :func:`site_count_probabilities`. Read-only arrays."""
+    table = _site_table()["cells_by_system"]
+    if system not in table:
+        raise ValueError(f"no COD cell sizes for crystal system {system!r}")
+    overall: dict[str, float] = {}
+    for counts in table.values():
+        for key, n in counts.items():
+            overall[key] = overall.get(key, 0) + n
+    total = sum(overall.values())
+    own = table[system]
+    weights = {key: own.get(key, 0) + SYSTEM_SMOOTHING * n / total for key, n in overall.items()}
+    keys = sorted(weights, key=lambda k: tuple(int(v) for v in k.split(",")))
+    sites, atoms = (np.array([int(k.split(",")[i]) for k in keys]) for i in (0, 1))
+    p = np.array([weights[k] for k in keys])
+    p /= p.sum()
+    for array in (sites, atoms, p):
+        array.flags.writeable = False  # shared by every caller through the cache
+    return sites, atoms, p
+
+
+def planned_cell(n_species: int, spec: RandomCrystalSpec, rng: np.random.Generator,
+                 system: str, smallest: int = 1) -> tuple[list[int] | None, int]:
+    """Independent sites per species (as :func:`planned_sites`) and the most atoms the
+    crystal's positions may hold.
+
+    Under ``"cod-cells"`` both come from one draw of :func:`cell_size_probabilities`: the
+    budget is that structure's atom count times :data:`CELL_JITTER`, at least
+    ``n_species * smallest`` (``smallest``: the group's smallest Wyckoff multiplicity) and
+    at most ``spec.max_atoms``. The other plans give ``spec.max_atoms``.
+    """
+    if spec.sites != "cod-cells":
+        return planned_sites(n_species, spec, rng, system), spec.max_atoms
+    sites, atoms, p = cell_size_probabilities(system)
+    pick = int(rng.choice(len(p), p=p))
+    budget = int(round(atoms[pick] * rng.uniform(*CELL_JITTER)))
+    budget = min(spec.max_atoms, max(budget, n_species * smallest))
+    return planned_sites(n_species, spec, rng, system, total=int(sites[pick])), budget
+
+
 def position_weights(orders: Sequence[int], spec: RandomCrystalSpec,
                      system: str | None = None) -> np.ndarray:
     """Relative chance of each Wyckoff position on offer, given the site-symmetry order of
@@ -253,20 +305,24 @@ def position_weights(orders: Sequence[int], spec: RandomCrystalSpec,
 
 
 def planned_sites(n_species: int, spec: RandomCrystalSpec, rng: np.random.Generator,
-                  system: str | None = None) -> list[int] | None:
+                  system: str | None = None, total: int | None = None) -> list[int] | None:
     """Independent sites per species for the COD plans (None for ``"few"``, whose counts
     are drawn species by species). Every species gets one site; the rest go at random, the
     anion (listed last) weighted double as in real oxides and salts.
 
     Args:
-        system: the crystal system, needed by ``"cod-system"``.
+        system: the crystal system, needed by ``"cod-system"`` and ``"cod-cells"``.
+        total: the site count (capped at :data:`MAX_SITES`); drawn from COD's counts when
+            not given.
     """
     if spec.sites == "few":
         return None
-    if spec.sites == "cod-system" and system is None:
-        raise ValueError('sites="cod-system" needs the crystal system')
-    p = site_count_probabilities(system if spec.sites == "cod-system" else None)
-    total = max(n_species, int(rng.choice(MAX_SITES, p=p)) + 1)
+    if spec.sites in ("cod-system", "cod-cells") and system is None:
+        raise ValueError(f'sites="{spec.sites}" needs the crystal system')
+    if total is None:
+        p = site_count_probabilities(None if spec.sites == "cod" else system)
+        total = int(rng.choice(MAX_SITES, p=p)) + 1
+    total = max(n_species, min(total, MAX_SITES))
     weights = np.ones(n_species)
     if n_species > 1:
         weights[-1] = 2.0
@@ -297,10 +353,10 @@ def _site_counts(group, n_species: int, spec: RandomCrystalSpec,
     positions = group.Wyckoff_positions
     general = positions[0].multiplicity
     counts, labels = [], []
-    budget = spec.max_atoms
     used_fixed: set[int] = set()
     system = crystal_system_of(int(group.number))
-    planned = planned_sites(n_species, spec, rng, system)
+    planned, budget = planned_cell(n_species, spec, rng, system,
+                                   min(w.multiplicity for w in positions))
     for i in range(n_species):
         count, chosen = 0, []
         for _ in range(orbits_for(i, n_species, planned, rng)):

@@ -298,11 +298,14 @@ def _synthetic_tab() -> None:
     sites = st.radio(
         "Sites per crystal", SITE_PLANS, horizontal=True, key="syn_sites",
         format_func={"few": "Few (1–2 per species)", "cod": "Like COD (larger cells)",
-                     "cod-system": "Like COD, per crystal system"}.get,
+                     "cod-system": "Like COD, per crystal system",
+                     "cod-cells": "Sites and atoms like COD"}.get,
         help="How many symmetry-independent sites a crystal gets: one or two per species "
              "(median 4); drawn from the counts in real COD structures (median 5, a long "
-             "tail of large cells); or drawn from the COD counts of the crystal's own system "
-             "(median 22 for triclinic structures, 11 monoclinic, 2 cubic). For the COD plans "
+             "tail of large cells); drawn from the COD counts of the crystal's own system "
+             "(median 22 for triclinic structures, 11 monoclinic, 2 cubic); or, with the "
+             "number of atoms in the cell too, from one COD structure of the same system (so "
+             "that a cubic cell holds about 24 atoms, as in COD, not 70). For the COD plans "
              "raise 'Most atoms per cell' to about 160 to let the cells grow.")
     positions = st.radio(
         "Wyckoff positions", POSITION_PLANS, horizontal=True, key="syn_positions",

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     by_system: dict[str, Counter] = defaultdict(Counter)
     orders: Counter = Counter()
     orders_by_system: dict[str, Counter] = defaultdict(Counter)
+    cells_by_system: dict[str, Counter] = defaultdict(Counter)
     for structure in batch.structures:
         analyzer = SpacegroupAnalyzer(structure, symprec=0.01)
         number = analyzer.get_space_group_number()
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         symmetrized = analyzer.get_symmetrized_structure()
         overall[len(symmetrized.equivalent_sites)] += 1
         by_system[system][len(symmetrized.equivalent_sites)] += 1
+        atoms = len(analyzer.get_conventional_standard_structure())
+        cells_by_system[system][(len(symmetrized.equivalent_sites), atoms)] += 1
         for orbit in symmetrized.equivalent_indices:
             order = site_symmetry_order(number, symmetrized.wyckoff_letters[orbit[0]])
             orders[order] += 1
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         "site_orders": _keyed(orders),
         "site_orders_by_system": {system: _keyed(counts)
                                   for system, counts in sorted(orders_by_system.items())},
+        "cells_description": (
+            "Per crystal system, how many structures have each combination \"independent "
+            "sites,atoms in the conventional standard cell\". Used by core.structures to size random "
+            "crystals like real ones (sites=\"cod-cells\")."),
+        "cells_by_system": {system: {f"{sites},{atoms}": n
+                                     for (sites, atoms), n in sorted(counts.items())}
+                            for system, counts in sorted(cells_by_system.items())},
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"{sum(overall.values())} structures ({len(batch.failures)} unreadable) -> {args.out}")

@@ -302,6 +302,22 @@ def test_generate_with_cod_site_symmetries(capsys):
         main(["generate", "--name", "bad", *common, "--positions", "anywhere"])
 
 
+def test_generate_with_cod_cell_sizes(capsys):
+    common = ["--total", "0", "--minimum", "0", "--per-group", "6", "--space-groups", "225",
+              "--seed", "6", "--processes", "1", "--engine", "fast", "--max-atoms", "160",
+              "--positions", "cod-system"]
+    assert main(["generate", "--name", "cod_cells", *common, "--sites", "cod-cells"]) == 0
+    assert main(["generate", "--name", "cod_sites", *common, "--sites", "cod-system"]) == 0
+    capsys.readouterr()
+    cells, sites = store.load("cod_cells"), store.load("cod_sites")
+    assert "--sites cod-cells" in cells.meta["command"]
+    assert (cells.table["sg_number"] == 225).all() and len(cells.table) >= 4
+    assert cells.table["n_sites"].max() <= 160
+    # The same seed: only the cell-size plan differs, and it reaches the crystals (how much
+    # smaller they come out is measured in tests/core/test_fast_crystals.py).
+    assert cells.table["n_sites"].tolist() != sites.table["n_sites"].tolist()
+
+
 def test_generate_warns_when_a_seed_already_made_crystals(capsys):
     common = ["--total", "0", "--minimum", "0", "--per-group", "2", "--space-groups", "2", "14",
               "--processes", "1", "--engine", "fast"]

@@ -225,3 +225,22 @@ def test_cod_positions_put_sites_where_real_crystals_have_them(number, cod_least
         shares[plan] = float(np.mean(found))
     assert shares["cod-system"] >= cod_least, shares
     assert shares["prefer-general"] <= preferred_most, shares
+
+
+def test_cell_plan_gives_high_symmetry_crystals_real_sizes():
+    """COD's cubic structures have a median of 24 atoms in the conventional cell. Site counts
+    alone (``"cod-system"``) let each site take a large orbit: about 70 atoms."""
+    atoms = {"cod-system": [], "cod-cells": []}
+    for plan in atoms:
+        spec = RandomCrystalSpec(max_atoms=160, sites=plan, positions="cod-system")
+        rng = np.random.default_rng(4)
+        for number in [225, 221, 227, 216, 229, 205, 194, 139, 166, 62] * 3:
+            try:
+                crystal = random_crystal_fast(number, rng, spec)
+            except RuntimeError:
+                continue
+            atoms[plan].append(len(crystal.species))
+    assert len(atoms["cod-cells"]) >= 20 and len(atoms["cod-system"]) >= 20
+    assert max(atoms["cod-cells"]) <= 160
+    assert np.median(atoms["cod-cells"]) <= 32
+    assert np.median(atoms["cod-system"]) > 1.5 * np.median(atoms["cod-cells"])

@@ -14,7 +14,10 @@ from core.structures import (
     MAX_SITES,
     RandomCrystalSpec,
     StructureReadError,
+    CELL_JITTER,
     bundled_structures,
+    cell_size_probabilities,
+    planned_cell,
     planned_sites,
     position_weights,
     random_crystal,
@@ -217,6 +220,61 @@ def test_system_site_plan_follows_the_crystal_system():
         == planned_sites(2, RandomCrystalSpec(sites="cod"), np.random.default_rng(4))
 
 
+def test_cell_sizes_per_crystal_system_follow_cod():
+    """COD (numbers only): median 24 atoms in a cubic conventional cell, 47 monoclinic."""
+    medians = {}
+    for system in ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
+                   "hexagonal", "cubic"):
+        sites, atoms, p = cell_size_probabilities(system)
+        assert p.sum() == pytest.approx(1.0) and (p > 0).all()
+        assert (sites >= 1).all() and (atoms >= sites).all()  # each site holds an atom at least
+        medians[system] = atoms[np.searchsorted(np.cumsum(p), 0.5)]
+    assert medians["cubic"] <= 32 and medians["monoclinic"] >= 36
+    with pytest.raises(ValueError):  # shared through the cache, so read-only
+        cell_size_probabilities("cubic")[2][0] = 1.0
+    with pytest.raises(ValueError, match="crystal system"):
+        cell_size_probabilities("icosahedral")
+
+
+def test_cell_plan_draws_sites_and_atom_budget_together():
+    # The other plans: planned_sites' draw and the spec's budget, unchanged.
+    for plan in ("few", "cod", "cod-system"):
+        spec = RandomCrystalSpec(max_atoms=100, sites=plan)
+        assert planned_cell(2, spec, np.random.default_rng(3), "cubic") == \
+            (planned_sites(2, spec, np.random.default_rng(3), "cubic"), 100)
+    spec = RandomCrystalSpec(max_atoms=160, sites="cod-cells")
+    rng = np.random.default_rng(2)
+    drawn = {system: [planned_cell(2, spec, rng, system) for _ in range(3000)]
+             for system in ("cubic", "monoclinic")}
+    for system, plans in drawn.items():
+        sites, atoms, _ = cell_size_probabilities(system)
+        for planned, budget in plans:
+            assert len(planned) == 2 and min(planned) >= 1 and sum(planned) <= MAX_SITES
+            assert 2 <= budget <= 160
+        # Every budget is one of COD's atom counts (the system's, or, by the smoothing, any
+        # system's), jittered, or the floor of one atom per species.
+        for _, budget in plans[:300]:
+            assert budget == 2 or np.any((budget >= np.floor(atoms * CELL_JITTER[0]))
+                                         & (budget <= np.ceil(atoms * CELL_JITTER[1])))
+    cubic = np.median([b for _, b in drawn["cubic"]])
+    monoclinic = np.median([b for _, b in drawn["monoclinic"]])
+    assert cubic <= 36 and monoclinic >= 36
+    # Sites and atoms come from the same structure: cubic crystals with one or two sites get
+    # small budgets, those with many sites large ones.
+    few = [b for p, b in drawn["cubic"] if sum(p) <= 2]
+    many = [b for p, b in drawn["cubic"] if sum(p) >= 6]
+    assert np.median(few) < np.median(many)
+    # The budget never drops below one smallest orbit per species, nor exceeds max_atoms.
+    for _ in range(200):
+        _, budget = planned_cell(3, spec, rng, "cubic", smallest=24)
+        assert budget >= 72
+    small = RandomCrystalSpec(max_atoms=10, sites="cod-cells")
+    assert all(planned_cell(2, small, rng, "monoclinic")[1] <= 10 for _ in range(200))
+    assert CELL_JITTER[0] < 1 < CELL_JITTER[1]
+    with pytest.raises(ValueError, match="crystal system"):
+        planned_sites(2, spec, rng)
+
+
 def test_unknown_site_plan_is_refused():
     with pytest.raises(ValueError, match="sites"):
         RandomCrystalSpec(sites="many")
@@ -289,3 +347,15 @@ def test_pyxtal_crystals_take_cod_site_symmetries():
         general[plan] = np.mean([letter == "e" for letter in letters])
     assert general["cod-system"] > 0.8
     assert general["cod-system"] > general["prefer-general"] + 0.15
+
+
+def test_pyxtal_crystals_take_cod_cell_sizes():
+    """The pyxtal engine fills the same atom budget as the fast one."""
+    spec = RandomCrystalSpec(max_atoms=160, sites="cod-cells", positions="cod-system")
+    rng = np.random.default_rng(7)
+    sizes = [len(random_crystal(225, rng, spec)) for _ in range(8)]
+    rng = np.random.default_rng(7)
+    system_sizes = [len(random_crystal(225, rng, RandomCrystalSpec(
+        max_atoms=160, sites="cod-system", positions="cod-system"))) for _ in range(8)]
+    assert max(sizes) <= 160 and np.median(sizes) <= 32
+    assert np.median(system_sizes) > np.median(sizes)

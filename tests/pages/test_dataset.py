@@ -204,7 +204,8 @@ def test_synthetic_crystals_can_take_cod_site_counts():
 def test_synthetic_crystals_can_take_their_own_systems_cod_site_counts():
     at = _app()
     assert at.radio(key="syn_sites").options == [
-        "Few (1–2 per species)", "Like COD (larger cells)", "Like COD, per crystal system"]
+        "Few (1–2 per species)", "Like COD (larger cells)", "Like COD, per crystal system",
+        "Sites and atoms like COD"]
     _build_synthetic("2", per_group=6, max_atoms=160, name="page_system_sites", sites="cod-system")
     dataset = store.load("page_system_sites")
     assert "sites cod-system" in dataset.meta["command"]
@@ -229,6 +230,20 @@ def test_synthetic_crystals_can_take_cods_site_symmetries():
                                         engine="fast").rows
     assert dataset.table["n_sites"].tolist() == made["cod-system"]["n_sites"].tolist()
     assert dataset.table["n_sites"].tolist() != made["prefer-general"]["n_sites"].tolist()
+
+
+def test_synthetic_crystals_can_take_cods_cell_sizes():
+    _build_synthetic("225", per_group=6, max_atoms=160, name="page_cells", sites="cod-cells",
+                     positions="cod-system")
+    dataset = store.load("page_cells")
+    assert "sites cod-cells" in dataset.meta["command"]
+    # The page's crystals are those core makes with that plan (fast engine, seed 0).
+    spec = RandomCrystalSpec(max_atoms=160, sites="cod-cells", positions="cod-system")
+    made = generate_synthetic([225] * 6, seed=0, spec=spec, processes=1, engine="fast").rows
+    assert dataset.table["n_sites"].tolist() == made["n_sites"].tolist()
+    spec = RandomCrystalSpec(max_atoms=160, sites="cod-system", positions="cod-system")
+    other = generate_synthetic([225] * 6, seed=0, spec=spec, processes=1, engine="fast").rows
+    assert dataset.table["n_sites"].tolist() != other["n_sites"].tolist()
 
 
 def test_synthetic_name_clash_and_bad_input():

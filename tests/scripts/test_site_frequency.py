@@ -22,6 +22,8 @@ def test_committed_table_is_reproduced_from_cod(tmp_path):
     assert tallied["by_system"] == committed["by_system"]
     assert tallied["site_orders"] == committed["site_orders"]
     assert tallied["site_orders_by_system"] == committed["site_orders_by_system"]
+    assert tallied["cells_by_system"] == committed["cells_by_system"]
+    assert sum(sum(c.values()) for c in committed["cells_by_system"].values()) == 704
     assert sum(committed["site_orders"].values()) == sum(
         int(k) * v for k, v in committed["counts"].items())  # one order per independent site
     assert sum(committed["counts"].values()) == 704
@@ -48,4 +50,6 @@ def test_a_folder_of_structures_is_tallied_per_crystal_system(tmp_path):
     # triclinic cell is P1, all of whose sites are general.
     assert table["site_orders_by_system"] == {"cubic": {"48": 2}, "triclinic": {"1": 3}}
     assert table["site_orders"] == {"1": 3, "48": 2}
+    # Rock salt's conventional cell holds 8 atoms on its 2 sites; the P1 cell 3 on 3.
+    assert table["cells_by_system"] == {"cubic": {"2,8": 1}, "triclinic": {"3,3": 1}}
     assert "2 COD inorganic structures" in table["description"]
