@@ -153,21 +153,29 @@ def _independent_sites(crystal: RandomCrystal) -> int:
         return len(analyzer.get_symmetrized_structure().equivalent_indices)
 
 
+def _fitted(numbers, spec: RandomCrystalSpec, seed: int, confirmed: bool = True):
+    """The crystals :func:`random_crystal_fast` makes for ``numbers`` in turn, from one
+    generator seeded ``seed``, skipping groups where none fitted; when ``confirmed``, only
+    those spglib finds in the requested group."""
+    rng = np.random.default_rng(seed)
+    for number in numbers:
+        try:
+            crystal = random_crystal_fast(number, rng, spec)
+        except RuntimeError:
+            continue
+        if not confirmed or detected_space_group(crystal) == number:
+            yield crystal
+
+
 def test_cod_site_plan_gives_larger_cells_like_real_crystals():
     """COD structures: median 5 independent sites, 29 % over 12. The "few" plan never
     exceeds 9; the "cod" plan reaches COD's spread and still yields confirmed crystals."""
     sites = {"few": [], "cod": []}
     for plan in sites:
         spec = RandomCrystalSpec(max_atoms=160, sites=plan)
-        rng = np.random.default_rng(11)
-        for number in [2, 14, 15, 62, 2, 14, 61, 12, 1, 19] * 4:
-            try:
-                crystal = random_crystal_fast(number, rng, spec)
-            except RuntimeError:
-                continue
-            if detected_space_group(crystal) == number:
-                assert len(crystal.species) <= 160
-                sites[plan].append(_independent_sites(crystal))
+        for crystal in _fitted([2, 14, 15, 62, 2, 14, 61, 12, 1, 19] * 4, spec, 11):
+            assert len(crystal.species) <= 160
+            sites[plan].append(_independent_sites(crystal))
     assert len(sites["cod"]) >= 25 and len(sites["few"]) >= 25
     assert max(sites["few"]) <= 9
     assert np.percentile(sites["cod"], 75) >= 8
@@ -180,14 +188,7 @@ def test_system_site_plan_gives_triclinic_crystals_real_sizes():
     sites = {"cod": [], "cod-system": []}
     for plan in sites:
         spec = RandomCrystalSpec(max_atoms=160, sites=plan)
-        rng = np.random.default_rng(3)
-        for _ in range(16):
-            try:
-                crystal = random_crystal_fast(2, rng, spec)
-            except RuntimeError:
-                continue
-            if detected_space_group(crystal) == 2:
-                sites[plan].append(_independent_sites(crystal))
+        sites[plan] = [_independent_sites(crystal) for crystal in _fitted([2] * 16, spec, 3)]
     assert len(sites["cod"]) >= 10 and len(sites["cod-system"]) >= 10
     assert np.median(sites["cod-system"]) >= 12
     assert np.median(sites["cod-system"]) > 2 * np.median(sites["cod"])
@@ -212,15 +213,7 @@ def test_cod_positions_put_sites_where_real_crystals_have_them(number, cod_least
     shares = {}
     for plan in ("prefer-general", "cod-system"):
         spec = RandomCrystalSpec(max_atoms=160, sites="cod-system", positions=plan)
-        rng = np.random.default_rng(8)
-        found = []
-        for _ in range(12):
-            try:
-                crystal = random_crystal_fast(number, rng, spec)
-            except RuntimeError:
-                continue
-            if detected_space_group(crystal) == number:
-                found.append(_general_share(crystal))
+        found = [_general_share(crystal) for crystal in _fitted([number] * 12, spec, 8)]
         assert len(found) >= 8, plan
         shares[plan] = float(np.mean(found))
     assert shares["cod-system"] >= cod_least, shares
@@ -233,13 +226,8 @@ def test_cell_plan_gives_high_symmetry_crystals_real_sizes():
     atoms = {"cod-system": [], "cod-cells": []}
     for plan in atoms:
         spec = RandomCrystalSpec(max_atoms=160, sites=plan, positions="cod-system")
-        rng = np.random.default_rng(4)
-        for number in [225, 221, 227, 216, 229, 205, 194, 139, 166, 62] * 3:
-            try:
-                crystal = random_crystal_fast(number, rng, spec)
-            except RuntimeError:
-                continue
-            atoms[plan].append(len(crystal.species))
+        numbers = [225, 221, 227, 216, 229, 205, 194, 139, 166, 62] * 3
+        atoms[plan] = [len(c.species) for c in _fitted(numbers, spec, 4, confirmed=False)]
     assert len(atoms["cod-cells"]) >= 20 and len(atoms["cod-system"]) >= 20
     assert max(atoms["cod-cells"]) <= 160
     assert np.median(atoms["cod-cells"]) <= 32
