@@ -53,6 +53,17 @@ def _chunk_seed(seed: int, start: int) -> int:
     return seed * 1000003 + start
 
 
+def _share(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
+    return value
+
+
 def cmd_generate(args) -> int:
     from core import dataset as store
     from core.generation import (datasets_with_seeds, generate_from_structures,
@@ -60,6 +71,10 @@ def cmd_generate(args) -> int:
     from core.structures import RandomCrystalSpec, bundled_structures, read_cif_folder
 
     command = "python -m core " + shlex.join(args.argv)
+    if args.pseudo_symmetry and args.engine != "fast":
+        print("error: --pseudo-symmetry needs --engine fast (pyxtal places atoms itself)",
+              file=sys.stderr)
+        return 2
     parts = []
     if args.per_group or args.total:
         if args.per_group:
@@ -69,7 +84,7 @@ def cmd_generate(args) -> int:
         if args.limit:
             groups = groups[:args.limit]
         spec = RandomCrystalSpec(max_atoms=args.max_atoms, sites=args.sites,
-                                 positions=args.positions)
+                                 positions=args.positions, pseudo_symmetry=args.pseudo_symmetry)
         chunk = args.chunk or len(groups)
         seeds = [_chunk_seed(args.seed, start) for start in range(0, len(groups), chunk)] \
             if args.chunk else [args.seed]
@@ -267,6 +282,10 @@ def parser() -> argparse.ArgumentParser:
                         "structures of the crystal's system use each site symmetry)")
     g.add_argument("--engine", default="pyxtal", choices=("pyxtal", "fast"),
                    help="random crystals from pyxtal, or core.fast_crystals (15-25 times faster)")
+    g.add_argument("--pseudo-symmetry", type=_share, default=0.0, metavar="SHARE",
+                   help="share of crystals (0-1) with atoms near the points of a grid, slightly "
+                        "distorted from a more symmetric arrangement as real crystals often "
+                        "are (fast engine only)")
     g.add_argument("--include-bundled", action="store_true", help="add pymatgen's bundled structures")
     g.add_argument("--cif-folder", help="add every CIF of this folder")
     g.add_argument("--seed", type=int, default=0)

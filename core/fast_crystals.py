@@ -21,8 +21,8 @@ import numpy as np
 
 from core.grid import CU_KA
 from core.simulation import DEFAULT_TWO_THETA_RANGE, SYMPREC, PeakList
-from core.structures import (RandomCrystalSpec, _pick, orbits_for, planned_cell,
-                             position_weights)
+from core.structures import (PSEUDO_SYMMETRY_SHIFT, PSEUDO_SYMMETRY_SPACING, RandomCrystalSpec,
+                             _pick, orbits_for, planned_cell, position_weights)
 from core.symmetry import crystal_system_of
 
 # Volume an anion takes in an inorganic crystal, Å³ (typical values per anion, cations
@@ -205,7 +205,8 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
 
     Composition as in :func:`core.structures.random_crystal`: mostly anion-centred
     compounds of two to four species, several sites each. Atoms keep apart by 0.8 times
-    the sum of their radii (at least 1.1 Å).
+    the sum of their radii (at least 1.1 Å). A share ``spec.pseudo_symmetry`` of the
+    crystals draw their free coordinates near the points of a grid (:func:`_grid_steps`).
 
     Raises:
         RuntimeError: no crystal fitted in ``attempts`` tries.
@@ -233,13 +234,25 @@ def random_crystal_fast(space_group: int, rng: np.random.Generator,
         if spec.sites != "few":
             volume *= 1 + 0.1 * attempt
         cell = _random_cell(tables.system, volume, rng)
-        crystal = _place(tables, cell, plan, species, facts, rng, placements)
+        steps = _grid_steps(cell, spec, rng)
+        crystal = _place(tables, cell, plan, species, facts, rng, placements, steps)
         if crystal is not None:
             return crystal
     raise RuntimeError(f"space group {space_group}: no random crystal fitted in {attempts} tries")
 
 
-def _place(tables, cell, plan, species, facts, rng, placements) -> RandomCrystal | None:
+def _grid_steps(cell: tuple, spec: RandomCrystalSpec, rng: np.random.Generator) -> np.ndarray | None:
+    """Grid divisions along a, b and c for a near-grid crystal (one spacing from
+    :data:`PSEUDO_SYMMETRY_SPACING` for all three edges), or None for uniform placement.
+    Draws nothing when ``spec.pseudo_symmetry`` is 0, so such crystals come out as before."""
+    if spec.pseudo_symmetry <= 0 or rng.random() >= spec.pseudo_symmetry:
+        return None
+    spacing = rng.uniform(*PSEUDO_SYMMETRY_SPACING)
+    return np.maximum(np.round(np.asarray(cell[:3]) / spacing), 1)
+
+
+def _place(tables, cell, plan, species, facts, rng, placements,
+           steps: np.ndarray | None = None) -> RandomCrystal | None:
     matrix = lattice_matrix(cell)
     coords = np.zeros((0, 3))
     radii = np.zeros(0)
@@ -248,7 +261,11 @@ def _place(tables, cell, plan, species, facts, rng, placements) -> RandomCrystal
         for j in orbits:
             wyckoff = tables.wyckoff[j]
             for _ in range(placements if wyckoff.free else 1):
-                point = wyckoff.projection @ np.append(rng.random(3), 1.0)
+                if steps is None:
+                    free = rng.random(3)
+                else:
+                    free = rng.integers(0, steps) / steps + rng.normal(0, PSEUDO_SYMMETRY_SHIFT, 3)
+                point = wyckoff.projection @ np.append(free, 1.0)
                 atoms = _orbit(tables, point)
                 if len(atoms) != wyckoff.multiplicity:
                     continue  # landed on a more special position

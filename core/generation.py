@@ -267,9 +267,16 @@ def generate_synthetic(space_groups: Sequence[int], seed: int = 0,
             on 2 cores) or ``fast`` (:mod:`core.fast_crystals`: the same chemistry and the
             same patterns 15-25 times faster; a crystal spglib finds in another group
             than requested is redrawn, then counted as failed).
+
+    Raises:
+        ValueError: unknown engine, or ``spec.pseudo_symmetry`` with the pyxtal engine
+            (which places atoms itself).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} ({', '.join(ENGINES)})")
+    if engine == "pyxtal" and spec.pseudo_symmetry > 0:
+        raise ValueError("near-grid crystals (pseudo-symmetry) need the fast engine: pyxtal "
+                         "places atoms itself")
     processes = processes or min(2, os.cpu_count() or 1)
     jobs = [(int(n), seed, i, spec, wavelength) for i, n in enumerate(space_groups)]
     results = _run(jobs, ENGINES[engine], processes, scheduler, progress, cancel)

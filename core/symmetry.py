@@ -110,6 +110,20 @@ def site_symmetry_order(number: int, letter: str) -> int:
     return max(multiplicities.values()) // multiplicities[letter]
 
 
+def symmetry_operations(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
+                        tolerance: float) -> int:
+    """How many symmetry operations spglib finds for a cell at ``tolerance`` (Å), pure
+    translations within the cell included (0 when it finds none).
+
+    The same cell at a looser tolerance showing more operations means its atoms sit close
+    to a more symmetric arrangement: pseudo-symmetry, common in real crystals.
+    """
+    dataset = spglib.get_symmetry_dataset(
+        (np.asarray(lattice, float), np.asarray(frac_coords, float), np.asarray(numbers, int)),
+        symprec=float(tolerance))
+    return 0 if dataset is None else int(len(dataset.rotations))
+
+
 def _check_number(number: int) -> None:
     if not isinstance(number, (int, np.integer)) or not 1 <= int(number) <= N_SPACE_GROUPS:
         raise UnknownSpaceGroupError(f"space-group number must be 1-230, got {number!r}")

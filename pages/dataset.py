@@ -315,6 +315,15 @@ def _synthetic_tab() -> None:
              "likely as each special one; or as often as real COD structures of the same "
              "crystal system use each site symmetry (99 % of triclinic sites are general, "
              "16 % of cubic ones).")
+    pseudo = st.slider(
+        "Near-grid crystals (pseudo-symmetry)", 0.0, 1.0, 0.0, 0.05, key="syn_pseudo",
+        disabled=engine != "fast",
+        help="Share of crystals whose atoms sit near the points of a 2.2–3.5 Å grid, so that "
+             "they are slight distortions of a more symmetric arrangement, as real crystals "
+             "often are: at a 0.5 Å tolerance spglib finds more symmetry in 13 % of COD "
+             "structures, 5 % of uniformly placed random crystals and 14 % of near-grid ones "
+             "(scripts/pseudo_symmetry.py). Fast generator only.")
+    pseudo = float(pseudo) if engine == "fast" else 0.0
     total = len(groups) * int(per_group)
     st.caption(f"{total:,} random crystals ({len(groups)} space groups × {per_group}), "
                "simulated with Cu Kα; species are drawn with their natural frequencies.")
@@ -324,6 +333,7 @@ def _synthetic_tab() -> None:
             st.error("Choose at least one space group, one cation and one anion.")
             return
         spec = RandomCrystalSpec(max_atoms=int(max_atoms), sites=sites, positions=positions,
+                                 pseudo_symmetry=pseudo,
                                  cations={e: CATIONS[e] for e in cations},
                                  anions={e: ANIONS[e] for e in anions})
         request = [n for n in groups for _ in range(int(per_group))]
@@ -334,6 +344,7 @@ def _synthetic_tab() -> None:
                     "trained together. Another seed gives new crystals.")
         command = (f"dataset page: synthetic ({engine}), {len(groups)} space groups x {per_group}, "
                    f"seed {seed}, max atoms {max_atoms}, sites {sites}, positions {positions}, "
+                   f"pseudo-symmetry {pseudo:g}, "
                    f"elements {' '.join(cations + anions)}")
         _launch("Synthetic generation", name, mode, lambda job, s: sources.synthesize_and_store(
             request, name, mode, seed=int(seed), spec=spec, command=command, job=job,

@@ -318,6 +318,28 @@ def test_generate_with_cod_cell_sizes(capsys):
     assert cells.table["n_sites"].tolist() != sites.table["n_sites"].tolist()
 
 
+def test_generate_near_grid_crystals(capsys):
+    common = ["--total", "0", "--minimum", "0", "--per-group", "6", "--space-groups", "14",
+              "--seed", "8", "--processes", "1", "--max-atoms", "160", "--sites", "cod-cells"]
+    assert main(["generate", "--name", "near_grid", *common, "--engine", "fast",
+                 "--pseudo-symmetry", "1"]) == 0
+    assert main(["generate", "--name", "uniform", *common, "--engine", "fast"]) == 0
+    capsys.readouterr()
+    near_grid, uniform = store.load("near_grid"), store.load("uniform")
+    assert "--pseudo-symmetry 1" in near_grid.meta["command"]
+    assert (near_grid.table["sg_number"] == 14).all() and len(near_grid.table) >= 4
+    assert near_grid.table["formula"].tolist() != uniform.table["formula"].tolist()
+    # pyxtal places atoms itself: refused before anything is made.
+    assert main(["generate", "--name", "near_grid_pyxtal", *common,
+                 "--pseudo-symmetry", "0.5"]) == 2
+    assert "needs --engine fast" in capsys.readouterr().err
+    assert "near_grid_pyxtal" not in store.list_datasets()
+    with pytest.raises(SystemExit):
+        main(["generate", "--name", "bad_share", *common, "--engine", "fast",
+              "--pseudo-symmetry", "2"])
+    assert "not a share from 0 to 1" in capsys.readouterr().err
+
+
 def test_generate_warns_when_a_seed_already_made_crystals(capsys):
     common = ["--total", "0", "--minimum", "0", "--per-group", "2", "--space-groups", "2", "14",
               "--processes", "1", "--engine", "fast"]

@@ -16,6 +16,7 @@ from core.symmetry import (
     crystal_system_of,
     site_symmetry_order,
     space_groups,
+    symmetry_operations,
     system_index_of_numbers,
     system_membership,
 )
@@ -157,3 +158,17 @@ def test_site_symmetry_order_of_a_missing_letter_raises():
         site_symmetry_order(2, "z")
     with pytest.raises(UnknownSpaceGroupError):
         site_symmetry_order(231, "a")
+
+
+def test_symmetry_operations_count_pseudo_symmetry():
+    """Rock salt's conventional cell has 48 x 4 operations; one Na moved 0.3 Å loses most of
+    them at 0.1 Å and finds them again at 0.5 Å."""
+    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    coords = np.concatenate([fcc, (fcc + 0.5) % 1])
+    lattice = np.eye(3) * 5.64
+    numbers = [11] * 4 + [17] * 4
+    assert symmetry_operations(lattice, coords, numbers, 0.1) == 192
+    moved = coords.copy()
+    moved[1, 0] += 0.3 / 5.64
+    assert symmetry_operations(lattice, moved, numbers, 0.1) < 192
+    assert symmetry_operations(lattice, moved, numbers, 0.5) == 192

@@ -246,6 +246,35 @@ def test_synthetic_crystals_can_take_cods_cell_sizes():
     assert dataset.table["n_sites"].tolist() != other["n_sites"].tolist()
 
 
+def test_synthetic_crystals_can_sit_near_a_grid():
+    at = _app()
+    assert at.slider(key="syn_pseudo").value == 0.0
+    at.radio(key="syn_engine").set_value("pyxtal")
+    at.run()
+    assert at.slider(key="syn_pseudo").disabled  # pyxtal places atoms itself
+    at.radio(key="syn_engine").set_value("fast")
+    at.radio(key="syn_mode").set_value("List")
+    at.run()
+    at.text_input(key="syn_list").set_value("14")
+    at.number_input(key="syn_per_group").set_value(6)
+    at.number_input(key="syn_max_atoms").set_value(160)
+    at.radio(key="syn_sites").set_value("cod-cells")
+    at.slider(key="syn_pseudo").set_value(1.0)
+    at.text_input(key="syn_name").set_value("page_near_grid")
+    _build(at, "syn_go")
+    _ok(at)
+    dataset = store.load("page_near_grid")
+    assert "pseudo-symmetry 1" in dataset.meta["command"]
+    # The page's crystals are those core makes with that share (fast engine, seed 0).
+    made = {}
+    for share in (1.0, 0.0):
+        spec = RandomCrystalSpec(max_atoms=160, sites="cod-cells", pseudo_symmetry=share)
+        made[share] = generate_synthetic([14] * 6, seed=0, spec=spec, processes=1,
+                                         engine="fast").rows
+    assert dataset.table["formula"].tolist() == made[1.0]["formula"].tolist()
+    assert dataset.table["formula"].tolist() != made[0.0]["formula"].tolist()
+
+
 def test_synthetic_name_clash_and_bad_input():
     store.create("taken", store.load("default").table.head(3), command="test")
     at = _app()
