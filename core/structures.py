@@ -159,12 +159,14 @@ class RandomCrystalSpec:
             of triclinic sites are general, 16 % of cubic ones; :func:`position_weights`).
             pyxtal is then given the chosen positions; under ``"prefer-general"`` it is
             given only the atom counts and places them itself, as before.
-        pseudo_symmetry: the share of crystals (0 to 1) whose atoms sit near the points of a
-            fine grid instead of anywhere (fast engine only; :data:`PSEUDO_SYMMETRY_SPACING`,
-            :data:`PSEUDO_SYMMETRY_SHIFT`). Real crystals are often slightly distorted
-            versions of more symmetric ones: at a loose tolerance (0.5 Å) spglib finds more
-            symmetry operations in 13 % of COD structures, 5 % of uniformly placed random
-            crystals and 14 % of near-grid ones (``scripts/pseudo_symmetry.py``).
+        pseudo_symmetry: the chance (0 to 1) that a drawn cell's atoms sit near the points
+            of a fine grid instead of anywhere (fast engine only;
+            :data:`PSEUDO_SYMMETRY_SPACING`, :data:`PSEUDO_SYMMETRY_SHIFT`). Near-grid draws
+            fit less often, so a little less than that share of the crystals that come out
+            are near-grid. Real crystals are often slightly distorted versions of more
+            symmetric ones: at a loose tolerance (0.5 Å) spglib finds more symmetry
+            operations in 13 % of COD structures, 5 % of uniformly placed random crystals
+            and 14 % of near-grid ones (``scripts/pseudo_symmetry.py``).
     """
 
     max_atoms: int = 72
