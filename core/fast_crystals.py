@@ -87,6 +87,11 @@ class RandomCrystal:
     def matrix(self) -> np.ndarray:
         return lattice_matrix(self.lattice)
 
+    def spglib_cell(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(lattice rows, fractional coordinates, one number per element) as spglib takes it."""
+        numbers = {s: i + 1 for i, s in enumerate(dict.fromkeys(self.species))}
+        return self.matrix(), self.frac_coords, [numbers[s] for s in self.species]
+
     def to_pymatgen(self):
         from pymatgen.core import Lattice, Structure
 
@@ -283,9 +288,7 @@ def detected_space_group(crystal: RandomCrystal, symprec: float = SYMPREC) -> in
     """spglib's space-group number of ``crystal`` (0 when spglib finds none)."""
     import spglib
 
-    numbers = {s: i + 1 for i, s in enumerate(dict.fromkeys(crystal.species))}
-    cell = (crystal.matrix(), crystal.frac_coords, [numbers[s] for s in crystal.species])
-    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    dataset = spglib.get_symmetry_dataset(crystal.spglib_cell(), symprec=symprec)
     return int(dataset.number) if dataset is not None else 0
 
 

@@ -59,8 +59,7 @@ def generated_cells(groups: list[int], pseudo_symmetry: float, seed: int):
             except RuntimeError:
                 continue
             if detected_space_group(crystal) == number:
-                kinds = sorted(set(crystal.species))
-                yield crystal.matrix(), crystal.frac_coords, [kinds.index(s) + 1 for s in crystal.species]
+                yield crystal.spglib_cell()
                 break
 
 
