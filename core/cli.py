@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -61,6 +62,17 @@ def _share(text: str) -> float:
         value = -1.0
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """argparse type: a finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0.0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
     return value
 
 
@@ -170,7 +182,8 @@ def cmd_train(args) -> int:
         validation=args.validation, test=args.test,
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
-        initial_model=args.init_from, data_workers=args.data_workers)
+        initial_model=args.init_from, data_workers=args.data_workers,
+        lattice_loss_weight=args.lattice_loss_weight)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     shown_epoch = []
@@ -308,6 +321,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-3)
     t.add_argument("--class-weighting", default="sqrt", choices=("none", "balanced", "sqrt"))
+    t.add_argument("--lattice-loss-weight", type=_non_negative, default=0.0, metavar="W",
+                   help="add W x the crystal-system and Bravais-lattice cross-entropies to the "
+                        "loss (credits a wrong space group of the right lattice; default 0)")
     t.add_argument("--augmentation", type=float, default=1.0, help="strength, 0 = off")
     t.add_argument("--augmentation-ranges", default="",
                    help='perturbation ranges to change, as JSON, e.g. \'{"lattice_strain": 0.08}\' '

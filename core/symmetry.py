@@ -27,6 +27,11 @@ CRYSTAL_SYSTEMS: tuple[str, ...] = (
     "cubic",
 )
 
+# The 14 Bravais lattices (Pearson symbols; S is any one-face centring, A, B or C).
+BRAVAIS_LATTICES: tuple[str, ...] = (
+    "aP", "mP", "mS", "oP", "oS", "oI", "oF", "tP", "tI", "hR", "hP", "cP", "cI", "cF",
+)
+
 # Highest space-group number of each crystal system (International Tables, vol. A).
 _SYSTEM_LAST_NUMBER = (2, 15, 74, 142, 167, 194, 230)
 
@@ -242,3 +247,28 @@ def system_membership() -> np.ndarray:
     membership = np.zeros((N_SPACE_GROUPS, len(CRYSTAL_SYSTEMS)), dtype=np.float32)
     membership[np.arange(N_SPACE_GROUPS), system_index_of_numbers(np.arange(1, 231))] = 1.0
     return membership
+
+
+def bravais_lattice_of(number: int) -> str:
+    """Bravais lattice (a Pearson symbol of :data:`BRAVAIS_LATTICES`) of space group ``number``:
+    the crystal family's letter and the centring of the standard setting; trigonal groups with
+    a primitive cell share ``hP`` with the hexagonal ones."""
+    group = by_number(number)
+    centring = group.symbol[0]
+    family = {"triclinic": "a", "monoclinic": "m", "orthorhombic": "o", "tetragonal": "t",
+              "trigonal": "h", "hexagonal": "h", "cubic": "c"}[group.crystal_system]
+    return family + ("S" if centring in "ABC" else centring)
+
+
+@lru_cache(maxsize=1)
+def _bravais_membership() -> np.ndarray:
+    membership = np.zeros((N_SPACE_GROUPS, len(BRAVAIS_LATTICES)), dtype=np.float32)
+    for number in range(1, N_SPACE_GROUPS + 1):
+        membership[number - 1, BRAVAIS_LATTICES.index(bravais_lattice_of(number))] = 1.0
+    return membership
+
+
+def bravais_membership() -> np.ndarray:
+    """(230, 14) 0/1 matrix: row ``n - 1`` has a 1 in the column of group ``n``'s Bravais
+    lattice; multiplying space-group probabilities by it gives lattice probabilities."""
+    return _bravais_membership().copy()

@@ -21,6 +21,7 @@ from core import registry
 from core.augmentation import Augmentation, StickBatch, augment_profiles
 from core.dataset import Dataset, Split, split
 from core.evaluation import evaluate, system_confusion
+from core.losses import LatticeAwareCrossentropy
 from core.grid import CU_KA1, DEFAULT_GRID, TwoThetaGrid, d_to_two_theta
 from core.models import BUILDERS, build
 from core.prior import training_prior
@@ -49,6 +50,9 @@ class TrainingConfig:
             (cosine decay from ``learning_rate`` to 1 % of it over ``epochs * steps_per_epoch``
             batches after a short warm-up; suits long runs with a fixed budget).
         hyperparameters: passed to the model builder.
+        lattice_loss_weight: above 0, the loss adds this much of the crystal-system and
+            Bravais-lattice cross-entropies (:class:`core.losses.LatticeAwareCrossentropy`),
+            crediting a wrong space group of the right lattice; 0 is plain cross-entropy.
         data_workers: threads that make augmented batches ahead of the network (each batch's
             random numbers come from the run's seed, the epoch and the batch's index, so the
             batches are the same for any number of workers). One suits a 2-core CPU, where
@@ -85,6 +89,7 @@ class TrainingConfig:
     hyperparameters: dict = field(default_factory=dict)
     initial_model: str | None = None
     data_workers: int = 1
+    lattice_loss_weight: float = 0.0
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -325,6 +330,12 @@ def _learning_rate(config: TrainingConfig, steps: int):
         warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
+def _loss(config: TrainingConfig):
+    if config.lattice_loss_weight == 0:
+        return "categorical_crossentropy"
+    return LatticeAwareCrossentropy(config.lattice_loss_weight)
+
+
 def _train(dataset, config, progress, stop, save, data_split, started, description) -> TrainingResult:
     keras.utils.set_random_seed(config.seed)
     if config.data_workers < 1:
@@ -352,7 +363,7 @@ def _train(dataset, config, progress, stop, save, data_split, started, descripti
         except TypeError as exc:  # an argument the builder does not take
             raise ValueError(f"invalid hyperparameters for {config.kind}: {exc}") from exc
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
-                  loss="categorical_crossentropy",
+                  loss=_loss(config),
                   metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
     reporter = _Reporter(progress, stop, config.epochs, steps, config.report_every,
                          None if config.time_limit_minutes is None else 60 * config.time_limit_minutes)

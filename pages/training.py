@@ -35,7 +35,8 @@ DEFAULTS = {"train_dataset": "default", "train_input_type": "grid", "train_kind"
             "train_validation": 0.1, "train_test": 0.1, "train_split_seed": 0,
             "train_group": False, "train_seed": 0, "train_patience": 8,
             "train_padded_length": DEFAULT_PADDED_LENGTH, "train_hp": "{}",
-            "train_schedule": "plateau", "train_init": "", "train_more": []}
+            "train_schedule": "plateau", "train_init": "", "train_more": [],
+            "train_lattice_weight": 0.0}
 # A run that finishes in a couple of minutes on two CPU cores.
 QUICK_DEMO = dict(DEFAULTS, train_epochs=4, train_steps=25, train_batch=64)
 INPUT_TYPES = {"grid": "Profile on a fixed 2θ grid (recommended)",
@@ -96,7 +97,8 @@ def _build_config() -> TrainingConfig:
         seed=int(state["train_seed"]), early_stopping_patience=int(state["train_patience"]),
         report_every=1 if 0 < state["train_steps"] <= 50 else 5,
         lr_schedule=state.get("train_schedule", "plateau"), hyperparameters=hyperparameters,
-        initial_model=state.get("train_init") or None)
+        initial_model=state.get("train_init") or None,
+        lattice_loss_weight=float(state.get("train_lattice_weight", 0.0)))
 
 
 def _start() -> None:
@@ -271,6 +273,10 @@ def _settings() -> None:
                     key="train_schedule",
                     help="Cosine decay suits long runs of a fixed length; the plateau rule "
                          "halves the rate when the validation loss stalls.")
+        d.number_input("Lattice loss weight", 0.0, 5.0, step=0.1, key="train_lattice_weight",
+                       help="Above 0, the loss also counts the crystal system and Bravais "
+                            "lattice read off the space-group output, so a wrong space group "
+                            "of the right lattice is partly credited. 0 = plain cross-entropy.")
         builder = BUILDERS[st.session_state["train_kind"]].builder
         names = [p for p in inspect.signature(builder).parameters
                  if p not in ("input_length", "n_classes", "grid")]

@@ -173,9 +173,11 @@ def test_train_tiny(small_dataset, capsys):
     # --init-from continues from the saved run, with its architecture.
     assert main(["train", "--name", "cli_continued", "--dataset", "small", "--model",
                  "baseline_ann", "--init-from", "cli_trained", "--epochs", "1", "--steps", "1",
-                 "--batch-size", "8", "--data-workers", "2"]) == 0
+                 "--batch-size", "8", "--data-workers", "2", "--lattice-loss-weight", "0.3"]) == 0
     continued = registry.read_metadata(registry.model_path("cli_continued"))
     assert continued.hyperparameters["initial_model"] == "cli_trained"
+    assert continued.hyperparameters["lattice_loss_weight"] == 0.3
+    assert meta.hyperparameters["lattice_loss_weight"] == 0.0
     assert continued.hyperparameters["data_workers"] == 2
     assert continued.hyperparameters["hyperparameters"] == {"units": 16}
 
@@ -234,6 +236,12 @@ def test_train_bad_settings_exit_cleanly(small_dataset, capsys):
     assert main(["train", "--name", "cli_no_workers", "--dataset", "small",
                  "--data-workers", "0"]) == 2
     assert "data_workers must be at least 1" in capsys.readouterr().err
+    for weight in ("-0.5", "nan", "heavy"):
+        with pytest.raises(SystemExit):
+            main(["train", "--name", "cli_bad_lattice", "--dataset", "small",
+                  "--lattice-loss-weight", weight])
+        assert "is not a number of 0 or more" in capsys.readouterr().err
+    assert not registry.model_path("cli_bad_lattice").exists()
 
 
 def test_train_unknown_hyperparameter_exits_cleanly(small_dataset, capsys):

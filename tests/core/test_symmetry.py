@@ -9,8 +9,11 @@ import pytest
 from tests.conftest import COD_CIFS, RRUFF_DEV, needs_cod, needs_rruff
 
 from core.symmetry import (
+    BRAVAIS_LATTICES,
     CRYSTAL_SYSTEMS,
     UnknownSpaceGroupError,
+    bravais_lattice_of,
+    bravais_membership,
     by_number,
     by_symbol,
     crystal_system_of,
@@ -114,6 +117,31 @@ def test_system_index_and_membership():
     np.testing.assert_array_equal(membership.sum(axis=1), np.ones(230))
     assert membership.argmax(axis=1).tolist() == expected
     assert membership.sum(axis=0).tolist() == [last - first + 1 for first, last in SYSTEM_RANGES.values()]
+
+
+@pytest.mark.parametrize("number, lattice", [
+    (1, "aP"), (2, "aP"), (14, "mP"), (15, "mS"), (12, "mS"), (9, "mS"), (38, "oS"),
+    (63, "oS"), (70, "oF"), (71, "oI"), (62, "oP"), (88, "tI"), (136, "tP"), (148, "hR"),
+    (160, "hR"), (164, "hP"), (194, "hP"), (221, "cP"), (225, "cF"), (230, "cI"),
+])
+def test_bravais_lattice_of_known_groups(number, lattice):
+    assert bravais_lattice_of(number) == lattice
+
+
+def test_bravais_membership_counts_the_groups_of_each_lattice():
+    membership = bravais_membership()
+    assert membership.shape == (230, 14) and len(set(BRAVAIS_LATTICES)) == 14
+    np.testing.assert_array_equal(membership.sum(axis=1), np.ones(230))
+    # International Tables, vol. A: space groups per Bravais lattice.
+    counts = {"aP": 2, "mP": 8, "mS": 5, "oP": 30, "oS": 15, "oI": 9, "oF": 5, "tP": 49,
+              "tI": 19, "hR": 7, "hP": 45, "cP": 15, "cI": 10, "cF": 11}
+    assert dict(zip(BRAVAIS_LATTICES, membership.sum(axis=0).astype(int).tolist())) == counts
+    # Every lattice but hP (trigonal and hexagonal) lies within one crystal system.
+    systems = system_membership().T @ membership
+    assert [int((systems[:, j] > 0).sum()) for j in range(14)] == \
+        [2 if name == "hP" else 1 for name in BRAVAIS_LATTICES]
+    membership[0, 0] = 5.0  # a copy: the module's table is unchanged
+    assert bravais_membership()[0, 0] == 1.0
 
 
 def _assert_symbols_map(table: pd.DataFrame, column: str) -> None:

@@ -227,6 +227,22 @@ def test_cosine_schedule_warms_up_then_decays(small_dataset):
     assert rates[-1] >= 1e-5 * 0.99  # decays to 1 % of the peak rate, not to zero
 
 
+def test_the_lattice_aware_loss_trains_and_saves_a_plain_model(small_dataset):
+    plain = train(small_dataset, tiny_config("tr_plain_loss", seed=3), save=False)
+    aware = train(small_dataset, tiny_config("tr_lattice_loss", seed=3, lattice_loss_weight=0.5))
+    assert aware.metadata.hyperparameters["lattice_loss_weight"] == 0.5
+    assert plain.metadata.hyperparameters["lattice_loss_weight"] == 0.0
+    # Same seed and batches: only the loss differs, and so do the weights it reaches.
+    assert any(not np.allclose(a, b) for a, b in zip(plain.model.get_weights(),
+                                                       aware.model.get_weights()))
+    # The saved file holds no loss: it loads in safe mode like any other model.
+    model, _ = registry.load_model("tr_lattice_loss")
+    x = np.random.default_rng(0).random((2, 2126)).astype(np.float32)
+    np.testing.assert_allclose(model.predict_on_batch(x), aware.model.predict_on_batch(x), atol=1e-5)
+    with pytest.raises(ValueError, match="lattice loss weight"):
+        train(small_dataset, tiny_config("tr_bad_lattice", lattice_loss_weight=-1.0), save=False)
+
+
 def test_unknown_schedule_is_refused(small_dataset):
     with pytest.raises(ValueError, match="schedule"):
         train(small_dataset, tiny_config("tr_bad_schedule", lr_schedule="linear"), save=False)

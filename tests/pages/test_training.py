@@ -113,6 +113,7 @@ def test_defaults_are_a_sensible_demo(small_dataset):
     assert at.number_input(key="train_lr").value == pytest.approx(1e-3)
     assert at.selectbox(key="train_weighting").value == "sqrt"
     assert at.selectbox(key="train_schedule").value == "plateau"
+    assert at.number_input(key="train_lattice_weight").value == 0.0
     assert at.slider(key="train_strength").value == 1.0
     at.button(key="train_quick_demo").click().run()
     assert at.number_input(key="train_steps").value == 25
@@ -145,6 +146,7 @@ def test_settings_survive_a_visit_to_another_page_without_being_pushed_back(smal
 def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     at = configure(open_page(), "page-done")
     at.selectbox(key="train_schedule").select("cosine").run()
+    at.number_input(key="train_lattice_weight").set_value(0.5).run()
     at.button(key="train_start").click().run()
     assert has(at.success, "Started run 'page-done'")
     assert poll(at, lambda a: has(a.success, "Run 'page-done' finished")), "run did not finish"
@@ -155,6 +157,7 @@ def test_tiny_run_trains_shows_its_evaluation_and_is_saved(small_dataset):
     meta = saved("page-done")
     assert meta is not None and meta.status == "done" and meta.hyperparameters["epochs"] == 2
     assert meta.hyperparameters["lr_schedule"] == "cosine"
+    assert meta.hyperparameters["lattice_loss_weight"] == 0.5
     assert has(at.caption, "cosine decay over the run") and not has(at.caption, "ReduceLROnPlateau")
     runs = at.dataframe[-2].value
     assert "page-done" in list(runs["name"])
