@@ -23,7 +23,7 @@ from core.dataset import Dataset, Split, split
 from core.evaluation import evaluate, system_confusion
 from core.losses import LatticeAwareCrossentropy
 from core.grid import CU_KA1, DEFAULT_GRID, TwoThetaGrid, d_to_two_theta
-from core.models import BUILDERS, build
+from core.models import BUILDERS, build, grow_resnet1d
 from core.prior import training_prior
 from core.rendering import padded_arrays
 from core.symmetry import CRYSTAL_SYSTEMS
@@ -61,7 +61,8 @@ class TrainingConfig:
             fresh network; it must have the same kind, input and grid, and its builder
             hyperparameters replace ``hyperparameters``, except ``dropout``: dropout layers
             hold no weights, so a continued run may change their rate (for example, lower it
-            when the model underfits).
+            when the model underfits); and a resnet1d's ``extra_blocks``, which may grow: the
+            new blocks start as the identity (:func:`core.models.grow_resnet1d`).
     """
 
     name: str
@@ -433,6 +434,15 @@ def _initial_model(config: TrainingConfig) -> tuple[keras.Model, dict]:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = rate
         hyperparameters["dropout"] = rate
+    if "extra_blocks" in config.hyperparameters:
+        if metadata.kind != "resnet1d":
+            raise ValueError(f"a {metadata.kind} model has no extra blocks to add")
+        blocks = config.hyperparameters["extra_blocks"]
+        if not isinstance(blocks, int) or isinstance(blocks, bool):
+            raise ValueError(f"extra_blocks must be a whole number, not {blocks!r}")
+        if blocks != int(hyperparameters.get("extra_blocks", 0)):
+            model = grow_resnet1d(model, hyperparameters, blocks, config.grid)
+            hyperparameters["extra_blocks"] = blocks
     return model, hyperparameters
 
 

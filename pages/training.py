@@ -291,7 +291,9 @@ def _settings() -> None:
         st.selectbox("Start from", starts, key="train_init",
                      format_func=lambda name: name or "a new network",
                      help="Continue training a saved model of this kind (same grid): its "
-                          "architecture replaces the hyperparameters above.")
+                          "architecture replaces the hyperparameters above, except "
+                          '"dropout" (a new rate) and, for the residual CNN, "extra_blocks" '
+                          "(more blocks at the end, added so that they start as the identity).")
     st.button("Train", key="train_start", type="primary", on_click=_start)
     _save_settings()
     kind, message = st.session_state.pop("train_feedback", (None, None))

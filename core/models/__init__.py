@@ -13,7 +13,8 @@ from core.models.builders import (
     build_optimised_ann,
     build_report_cnn,
     build_resnet1d,
+    grow_resnet1d,
 )
 
 __all__ = ["BUILDERS", "ModelKind", "build", "build_baseline_ann", "build_optimised_ann",
-           "build_report_cnn", "build_resnet1d"]
+           "build_report_cnn", "build_resnet1d", "grow_resnet1d"]

@@ -15,6 +15,7 @@ from core.models.layers import LogSinThetaResampling
 N_CLASSES = 230
 AXES = ("two_theta", "log_d")
 POOLINGS = ("flatten", "flatten+global")
+EXTRA_BLOCK = "extra_block_"  # layer-name prefix of resnet1d's extra blocks
 
 
 def build_baseline_ann(input_length: int, n_classes: int = N_CLASSES,
@@ -59,24 +60,32 @@ def build_report_cnn(input_length: int, n_classes: int = N_CLASSES, filters: int
     return keras.Model(inputs, outputs, name="report_cnn")
 
 
-def _residual_block(x, filters: int, kernel: int, stride: int):
+def _residual_block(x, filters: int, kernel: int, stride: int, prefix: str | None = None):
+    """Two convolutions and a shortcut. With ``prefix`` (the extra blocks), the layers are named
+    after it and the block starts as the identity: its last batch normalisation scales by 0,
+    so adding the block to a trained network leaves the network's output unchanged."""
+    def named(suffix):
+        return {"name": f"{prefix}_{suffix}"} if prefix else {}
+
     shortcut = x
-    y = layers.Conv1D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
-    y = layers.BatchNormalization()(y)
-    y = layers.Activation("relu")(y)
-    y = layers.Conv1D(filters, kernel, padding="same", use_bias=False)(y)
-    y = layers.BatchNormalization()(y)
+    y = layers.Conv1D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                      **named("conv_a"))(x)
+    y = layers.BatchNormalization(**named("norm_a"))(y)
+    y = layers.Activation("relu", **named("relu_a"))(y)
+    y = layers.Conv1D(filters, kernel, padding="same", use_bias=False, **named("conv_b"))(y)
+    y = layers.BatchNormalization(gamma_initializer="zeros" if prefix else "ones",
+                                  **named("norm_b"))(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv1D(filters, 1, strides=stride, use_bias=False)(shortcut)
         shortcut = layers.BatchNormalization()(shortcut)
-    return layers.Activation("relu")(layers.Add()([y, shortcut]))
+    return layers.Activation("relu", **named("out"))(layers.Add(**named("add"))([y, shortcut]))
 
 
 def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 24,
                    stages: tuple[int, ...] = (1, 2, 3, 4, 6), kernel: int = 3,
                    dense_units: int = 512, dropout: float = 0.3, axis: str = "two_theta",
                    log_points: int | None = None, pooling: str = "flatten",
-                   grid: TwoThetaGrid | None = None) -> keras.Model:
+                   grid: TwoThetaGrid | None = None, extra_blocks: int = 0) -> keras.Model:
     """A residual 1D CNN sized for CPU training.
 
     A strided, pooled stem (a quarter of the grid's length), then one residual block per
@@ -90,6 +99,9 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
         pooling: ``"flatten"``, or ``"flatten+global"`` to add the final features' global
             mean and maximum, which do not depend on where a motif sits.
         grid: the 2θ grid of the input (the trainer passes it).
+        extra_blocks: residual blocks added after the last stage at its width and length
+            (cheap: the feature map is shortest there); each starts as the identity, so
+            :func:`grow_resnet1d` can add them to a trained network without changing it.
 
     The defaults (0.9 M parameters) train at over 1,000 samples/s on 2 CPU cores.
     """
@@ -109,6 +121,10 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
     x = layers.MaxPooling1D(2)(x)
     for multiplier in stages:
         x = _residual_block(x, width * multiplier, kernel, stride=2)
+    if extra_blocks < 0:
+        raise ValueError(f"extra_blocks must be 0 or more, not {extra_blocks}")
+    for index in range(1, extra_blocks + 1):
+        x = _residual_block(x, width * stages[-1], kernel, stride=1, prefix=f"{EXTRA_BLOCK}{index}")
     features = x
     x = layers.Flatten()(layers.Conv1D(width * 2, 1, activation="relu")(features))
     if pooling == "flatten+global":
@@ -119,6 +135,32 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="space_group")(x)
     return keras.Model(inputs, outputs, name="resnet1d")
+
+
+def grow_resnet1d(model: keras.Model, hyperparameters: dict, extra_blocks: int,
+                  grid: TwoThetaGrid | None = None) -> keras.Model:
+    """A copy of a trained resnet1d (built with ``hyperparameters``) with ``extra_blocks`` in
+    all: every trained weight is kept and the new blocks start as the identity, so the grown
+    network gives the same output until it is trained further.
+
+    Raises:
+        ValueError: fewer blocks than the model has, or a model these settings do not build.
+    """
+    have = int(hyperparameters.get("extra_blocks", 0))
+    if extra_blocks < have:
+        raise ValueError(f"a model with {have} extra blocks cannot shrink to {extra_blocks}")
+    settings = {**hyperparameters, "extra_blocks": extra_blocks}
+    grown = build("resnet1d", int(model.input_shape[-1]), int(model.output_shape[-1]),
+                  grid=grid, **settings)
+    new = tuple(f"{EXTRA_BLOCK}{index}_" for index in range(have + 1, extra_blocks + 1))
+    targets = [layer for layer in grown.layers if layer.weights and not layer.name.startswith(new)]
+    sources = [layer for layer in model.layers if layer.weights]
+    shapes = [[tuple(w.shape) for w in layer.get_weights()] for layer in sources]
+    if shapes != [[tuple(w.shape) for w in layer.get_weights()] for layer in targets]:
+        raise ValueError("the model was not built by build_resnet1d with these settings")
+    for source, target in zip(sources, targets):
+        target.set_weights(source.get_weights())
+    return grown
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.grid import DEFAULT_GRID
-from core.models import BUILDERS, ModelKind, build
+from core.models import BUILDERS, ModelKind, build, grow_resnet1d
 from core.models.layers import LogSinThetaResampling, log_sin_theta_edges
 
 # Small versions of each builder so that the tests stay fast.
@@ -134,6 +134,43 @@ def test_resnet_axis_and_pooling_are_checked():
         build("resnet1d", DEFAULT_GRID.size, axis="q", **TINY["resnet1d"])
     with pytest.raises(ValueError, match="pooling one of"):
         build("resnet1d", DEFAULT_GRID.size, pooling="attention", **TINY["resnet1d"])
+
+
+def trained_weights(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Random weights everywhere, batch-norm statistics included (as after training)."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, 0.1, w.shape).astype(np.float32) + (1.0 if w.ndim == 1 else 0)
+                       for w in model.get_weights()])
+    return model
+
+
+def test_growing_a_resnet_keeps_its_output_and_adds_blocks(tmp_path):
+    settings = {**TINY["resnet1d"], "kernel": 5}
+    model = trained_weights(build("resnet1d", DEFAULT_GRID.size, **settings))
+    x = np.random.default_rng(2).random((3, DEFAULT_GRID.size)).astype(np.float32)
+    grown = grow_resnet1d(model, settings, 2)
+    extra = [layer.name for layer in grown.layers if layer.name.startswith("extra_block_")]
+    assert {"extra_block_1_conv_a", "extra_block_2_norm_b", "extra_block_2_out"} <= set(extra)
+    assert grown.count_params() > model.count_params()
+    np.testing.assert_allclose(grown(x), model(x), atol=1e-6)
+    # Growing again keeps the first extra block's weights (trained by then) and adds one more.
+    trained_weights(grown, seed=3)
+    again = grow_resnet1d(grown, {**settings, "extra_blocks": 2}, 3)
+    np.testing.assert_allclose(again(x), grown(x), atol=1e-6)
+    again.save(tmp_path / "grown.keras")
+    loaded = keras.saving.load_model(tmp_path / "grown.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(loaded(x), again(x), atol=1e-6)
+
+
+def test_growing_checks_its_model_and_settings():
+    settings = dict(TINY["resnet1d"])
+    model = build("resnet1d", DEFAULT_GRID.size, **settings, extra_blocks=2)
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grow_resnet1d(model, {**settings, "extra_blocks": 2}, 1)
+    with pytest.raises(ValueError, match="not built by build_resnet1d with these settings"):
+        grow_resnet1d(model, {**settings, "width": 16, "extra_blocks": 2}, 3)
+    with pytest.raises(ValueError, match="extra_blocks must be 0 or more"):
+        build("resnet1d", DEFAULT_GRID.size, **settings, extra_blocks=-1)
 
 
 def test_grid_reaches_only_builders_that_take_it():
