@@ -21,8 +21,8 @@ from core import registry
 from core.augmentation import Augmentation, StickBatch, augment_profiles
 from core.dataset import Dataset, Split, split
 from core.evaluation import evaluate, system_confusion
-from core.losses import LatticeAwareCrossentropy
 from core.grid import CU_KA1, DEFAULT_GRID, TwoThetaGrid, d_to_two_theta
+from core.losses import LatticeAwareCrossentropy
 from core.models import BUILDERS, build, grow_resnet1d
 from core.prior import training_prior
 from core.rendering import padded_arrays
