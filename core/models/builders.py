@@ -107,6 +107,8 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
     """
     if axis not in AXES or pooling not in POOLINGS:
         raise ValueError(f"axis must be one of {AXES} and pooling one of {POOLINGS}")
+    if extra_blocks < 0:
+        raise ValueError(f"extra_blocks must be 0 or more, not {extra_blocks}")
     inputs = keras.Input((input_length,), name="pattern")
     x = inputs
     if axis == "log_d":
@@ -121,8 +123,6 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
     x = layers.MaxPooling1D(2)(x)
     for multiplier in stages:
         x = _residual_block(x, width * multiplier, kernel, stride=2)
-    if extra_blocks < 0:
-        raise ValueError(f"extra_blocks must be 0 or more, not {extra_blocks}")
     for index in range(1, extra_blocks + 1):
         x = _residual_block(x, width * stages[-1], kernel, stride=1, prefix=f"{EXTRA_BLOCK}{index}")
     features = x
