@@ -54,26 +54,21 @@ def _chunk_seed(seed: int, start: int) -> int:
     return seed * 1000003 + start
 
 
-def _share(text: str) -> float:
-    """argparse type: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
-    return value
+def _number_in(low: float, high: float, what: str):
+    """An argparse type: a finite number from ``low`` to ``high``, else "'text' is not ``what``"."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
 
 
-def _non_negative(text: str) -> float:
-    """argparse type: a finite number, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0.0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
-    return value
+_share = _number_in(0.0, 1.0, "a share from 0 to 1")
+_non_negative = _number_in(0.0, math.inf, "a number of 0 or more")
 
 
 def cmd_generate(args) -> int:

@@ -6,9 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from core.symmetry import bravais_membership, system_membership
-
-_EPSILON = 1e-7
+from core.symmetry import CRYSTAL_SYSTEMS, bravais_membership, system_membership
 
 
 class LatticeAwareCrossentropy(keras.losses.Loss):
@@ -30,22 +28,19 @@ class LatticeAwareCrossentropy(keras.losses.Loss):
             raise ValueError(f"the lattice loss weight must be 0 or more, not {weight}")
         self.weight = float(weight)
         self._groupings = np.concatenate([system_membership(), bravais_membership()], axis=1)
-        self._split = system_membership().shape[1]
+        self._split = len(CRYSTAL_SYSTEMS)
 
     def call(self, y_true, y_pred):
+        crossentropy = keras.losses.categorical_crossentropy
         y_true = ops.cast(y_true, y_pred.dtype)
-        loss = _crossentropy(y_true, y_pred)
+        loss = crossentropy(y_true, y_pred)
         if self.weight == 0.0:
             return loss
         groupings = ops.convert_to_tensor(self._groupings, dtype=y_pred.dtype)
         true_groups, predicted_groups = y_true @ groupings, y_pred @ groupings
-        coarse = (_crossentropy(true_groups[:, :self._split], predicted_groups[:, :self._split])
-                  + _crossentropy(true_groups[:, self._split:], predicted_groups[:, self._split:]))
+        coarse = (crossentropy(true_groups[:, :self._split], predicted_groups[:, :self._split])
+                  + crossentropy(true_groups[:, self._split:], predicted_groups[:, self._split:]))
         return loss + self.weight * coarse
 
     def get_config(self):
         return {**super().get_config(), "weight": self.weight}
-
-
-def _crossentropy(y_true, probabilities):
-    return -ops.sum(y_true * ops.log(ops.clip(probabilities, _EPSILON, 1.0)), axis=-1)
