@@ -61,8 +61,9 @@ class TrainingConfig:
             fresh network; it must have the same kind, input and grid, and its builder
             hyperparameters replace ``hyperparameters``, except ``dropout``: dropout layers
             hold no weights, so a continued run may change their rate (for example, lower it
-            when the model underfits); and a resnet1d's ``extra_blocks``, which may grow: the
-            new blocks start as the identity (:func:`core.models.grow_resnet1d`).
+            when the model underfits); and a resnet1d's ``extra_blocks``, which may grow, and
+            ``ratio_lags``, which adds a d-ratio branch to a model without one: the new parts
+            start as the identity (:func:`core.models.grow_resnet1d`).
     """
 
     name: str
@@ -434,15 +435,19 @@ def _initial_model(config: TrainingConfig) -> tuple[keras.Model, dict]:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = rate
         hyperparameters["dropout"] = rate
-    if "extra_blocks" in config.hyperparameters:
+    growth = {key: config.hyperparameters[key] for key in ("extra_blocks", "ratio_lags")
+              if key in config.hyperparameters}
+    if growth:
         if metadata.kind != "resnet1d":
-            raise ValueError(f"a {metadata.kind} model has no extra blocks to add")
-        blocks = config.hyperparameters["extra_blocks"]
-        if not isinstance(blocks, int) or isinstance(blocks, bool):
-            raise ValueError(f"extra_blocks must be a whole number, not {blocks!r}")
-        if blocks != int(hyperparameters.get("extra_blocks", 0)):
-            model = grow_resnet1d(model, hyperparameters, blocks, config.grid)
-            hyperparameters["extra_blocks"] = blocks
+            parts = {"extra_blocks": "extra blocks", "ratio_lags": "d-ratio branch"}
+            raise ValueError(f"a {metadata.kind} model has no "
+                             f"{' or '.join(parts[key] for key in growth)} to add")
+        for key, value in growth.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{key} must be a whole number, not {value!r}")
+        if any(value != int(hyperparameters.get(key, 0)) for key, value in growth.items()):
+            model = grow_resnet1d(model, hyperparameters, config.grid, **growth)
+            hyperparameters.update(growth)
     return model, hyperparameters
 
 

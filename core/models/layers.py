@@ -62,3 +62,39 @@ class LogSinThetaResampling(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "start": self.start, "step": self.step,
                 "points": self.points}
+
+
+@keras.saving.register_keras_serializable(package="xrd_classify")
+class Autocorrelation(keras.layers.Layer):
+    """The autocorrelation of each profile at lags 1 … ``lags``, divided by its value at lag 0.
+
+    On a ln d axis the lag between two peaks is the logarithm of their d-spacing ratio, which
+    depends on the lattice's shape and extinctions but not on its size: a cubic F lattice
+    shows the same ratios (√(4/3), √(8/3), …) whatever its cell edge. Each output is a sum
+    over all pairs of positions, a relation a stack of small convolutions reaches only
+    through many layers. Computed with a real FFT padded against wrap-around.
+    """
+
+    def __init__(self, lags: int, **kwargs):
+        super().__init__(**kwargs)
+        if lags < 1:
+            raise ValueError(f"lags must be 1 or more, not {lags}")
+        self.lags = int(lags)
+
+    def build(self, input_shape):
+        length = int(input_shape[-1])
+        if self.lags >= length:
+            raise ValueError(f"{self.lags} lags need a profile longer than {length} samples")
+        self._fft_length = 1 << int(np.ceil(np.log2(2 * length)))
+
+    def call(self, inputs):
+        real, imag = ops.rfft(inputs, fft_length=self._fft_length)
+        power = real * real + imag * imag
+        correlation = ops.irfft((power, ops.zeros_like(power)), fft_length=self._fft_length)
+        return correlation[:, 1:self.lags + 1] / (correlation[:, :1] + 1e-6)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.lags)
+
+    def get_config(self):
+        return {**super().get_config(), "lags": self.lags}

@@ -8,7 +8,7 @@ import pytest
 
 from core.grid import DEFAULT_GRID
 from core.models import BUILDERS, ModelKind, build, grow_resnet1d
-from core.models.layers import LogSinThetaResampling, log_sin_theta_edges
+from core.models.layers import Autocorrelation, LogSinThetaResampling, log_sin_theta_edges
 
 # Small versions of each builder so that the tests stay fast.
 TINY = {
@@ -148,14 +148,14 @@ def test_growing_a_resnet_keeps_its_output_and_adds_blocks(tmp_path):
     settings = {**TINY["resnet1d"], "kernel": 5}
     model = trained_weights(build("resnet1d", DEFAULT_GRID.size, **settings))
     x = np.random.default_rng(2).random((3, DEFAULT_GRID.size)).astype(np.float32)
-    grown = grow_resnet1d(model, settings, 2)
+    grown = grow_resnet1d(model, settings, extra_blocks=2)
     extra = [layer.name for layer in grown.layers if layer.name.startswith("extra_block_")]
     assert {"extra_block_1_conv_a", "extra_block_2_norm_b", "extra_block_2_out"} <= set(extra)
     assert grown.count_params() > model.count_params()
     np.testing.assert_allclose(grown(x), model(x), atol=1e-6)
     # Growing again keeps the first extra block's weights (trained by then) and adds one more.
     trained_weights(grown, seed=3)
-    again = grow_resnet1d(grown, {**settings, "extra_blocks": 2}, 3)
+    again = grow_resnet1d(grown, {**settings, "extra_blocks": 2}, extra_blocks=3)
     np.testing.assert_allclose(again(x), grown(x), atol=1e-6)
     again.save(tmp_path / "grown.keras")
     loaded = keras.saving.load_model(tmp_path / "grown.keras", compile=False, safe_mode=True)
@@ -166,9 +166,9 @@ def test_growing_checks_its_model_and_settings():
     settings = dict(TINY["resnet1d"])
     model = build("resnet1d", DEFAULT_GRID.size, **settings, extra_blocks=2)
     with pytest.raises(ValueError, match="cannot shrink"):
-        grow_resnet1d(model, {**settings, "extra_blocks": 2}, 1)
+        grow_resnet1d(model, {**settings, "extra_blocks": 2}, extra_blocks=1)
     with pytest.raises(ValueError, match="not built by build_resnet1d with these settings"):
-        grow_resnet1d(model, {**settings, "width": 16, "extra_blocks": 2}, 3)
+        grow_resnet1d(model, {**settings, "width": 16, "extra_blocks": 2}, extra_blocks=3)
     with pytest.raises(ValueError, match="extra_blocks must be 0 or more"):
         build("resnet1d", DEFAULT_GRID.size, **settings, extra_blocks=-1)
 
@@ -176,3 +176,81 @@ def test_growing_checks_its_model_and_settings():
 def test_grid_reaches_only_builders_that_take_it():
     model = build("baseline_ann", DEFAULT_GRID.size, grid=DEFAULT_GRID, units=8)
     check_model(model, DEFAULT_GRID.size)
+
+
+def test_autocorrelation_matches_the_direct_sum_and_ignores_shifts():
+    rng = np.random.default_rng(4)
+    x = np.zeros((2, 300), np.float32)
+    x[:, 40:140] = rng.random((2, 100))
+    out = np.asarray(Autocorrelation(20)(x))
+    direct = np.array([[np.dot(row[:-lag], row[lag:]) / np.dot(row, row) for lag in range(1, 21)]
+                       for row in x])
+    np.testing.assert_allclose(out, direct, rtol=1e-4, atol=1e-6)
+    # The same signal elsewhere in the profile gives the same correlation.
+    np.testing.assert_allclose(Autocorrelation(20)(np.roll(x, 90, axis=1)), out, atol=1e-5)
+    with pytest.raises(ValueError, match="lags must be 1 or more"):
+        Autocorrelation(0)
+    with pytest.raises(ValueError, match="longer than 300"):
+        Autocorrelation(300)(x)
+
+
+def cubic_profile(a: float, allowed: set[int]) -> np.ndarray:
+    """Gaussian peaks of a cubic cell with edge ``a`` (Å, Cu Kα) for h² + k² + l² in ``allowed``."""
+    two_theta = DEFAULT_GRID.angles
+    profile = np.zeros_like(two_theta)
+    for n in allowed:
+        s = 1.54184 * np.sqrt(n) / (2 * a)
+        if s < np.sin(np.radians(DEFAULT_GRID.stop / 2)):
+            centre = 2 * np.degrees(np.arcsin(s))
+            profile += np.exp(-0.5 * ((two_theta - centre) / 0.05) ** 2)
+    return profile.astype(np.float32)
+
+
+def test_the_ratio_features_do_not_depend_on_the_cell_size():
+    """On a ln d axis a cubic cell's peaks keep their spacings whatever its edge, so the
+    autocorrelation of a small and a large cell agree, and tell F-centred from primitive."""
+    primitive = {n for n in range(1, 12) if n != 7}
+    f_centred = {3, 4, 8, 11}
+    resample = LogSinThetaResampling(DEFAULT_GRID.start, DEFAULT_GRID.step, 2048)
+    correlate = Autocorrelation(400)
+    def features(a, allowed):
+        return np.asarray(correlate(resample(cubic_profile(a, allowed)[None])))[0]
+    small, large = features(5.0, primitive), features(6.0, primitive)
+    other = features(5.0, f_centred)
+    assert np.abs(small - large).max() < 0.1
+    assert np.abs(small - other).max() > 0.3
+
+
+def test_a_resnet_with_a_ratio_branch_saves_and_loads(tmp_path):
+    model = build("resnet1d", DEFAULT_GRID.size, grid=DEFAULT_GRID, **TINY["resnet1d"],
+                  ratio_lags=64)
+    check_model(model, DEFAULT_GRID.size)
+    assert any(layer.name == "ratio_autocorrelation" for layer in model.layers)
+    model.save(tmp_path / "ratio.keras")
+    loaded = keras.saving.load_model(tmp_path / "ratio.keras", compile=False, safe_mode=True)
+    x = np.random.default_rng(5).random((2, DEFAULT_GRID.size)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError, match="ratio_lags must be 0 to 2047"):
+        build("resnet1d", DEFAULT_GRID.size, grid=DEFAULT_GRID, ratio_lags=2048)
+    with pytest.raises(ValueError, match="d-ratio branch needs the input's 2θ grid"):
+        build("resnet1d", DEFAULT_GRID.size, ratio_lags=64)
+
+
+def test_growing_a_ratio_branch_keeps_the_output():
+    settings = {**TINY["resnet1d"], "extra_blocks": 1}
+    model = trained_weights(build("resnet1d", DEFAULT_GRID.size, **settings))
+    x = np.random.default_rng(6).random((3, DEFAULT_GRID.size)).astype(np.float32)
+    grown = grow_resnet1d(model, settings, DEFAULT_GRID, ratio_lags=64, extra_blocks=2)
+    names = {layer.name for layer in grown.layers}
+    assert {"ratio_autocorrelation", "ratio_dense", "extra_block_2_conv_a"} <= names
+    np.testing.assert_allclose(grown(x), model(x), atol=1e-6)
+    # Once trained, the branch changes the output, and growing more blocks keeps it.
+    trained_weights(grown, seed=7)
+    assert np.abs(np.asarray(grown(x)) - np.asarray(model(x))).max() > 1e-3
+    grown_settings = {**settings, "extra_blocks": 2, "ratio_lags": 64}
+    again = grow_resnet1d(grown, grown_settings, DEFAULT_GRID, extra_blocks=3)
+    np.testing.assert_allclose(again(x), grown(x), atol=1e-6)
+    with pytest.raises(ValueError, match="reads 64 lags and cannot change"):
+        grow_resnet1d(grown, grown_settings, DEFAULT_GRID, ratio_lags=32)
+    with pytest.raises(ValueError, match="reads 64 lags and cannot change"):
+        grow_resnet1d(grown, grown_settings, DEFAULT_GRID, ratio_lags=0)

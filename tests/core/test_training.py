@@ -283,33 +283,43 @@ def test_a_continued_run_may_change_only_the_dropout_rate(small_dataset):
                                          hyperparameters={"dropout": 1.0}), save=False)
 
 
-def test_a_continued_resnet_may_grow_extra_blocks(small_dataset, tiny_model):
+def test_a_continued_resnet_may_grow_extra_blocks_and_a_ratio_branch(small_dataset, tiny_model):
     no_held_out = {"validation": 0.0, "test": 0.0, "epochs": 1}
+    growth = {"extra_blocks": 1, "ratio_lags": 32}
     grown = train(small_dataset, tiny_config("tr_grow", kind="resnet1d", initial_model="tiny",
-                                             learning_rate=0.0, hyperparameters={"extra_blocks": 1},
+                                             learning_rate=0.0, hyperparameters=growth,
                                              **no_held_out))
     tiny = tiny_model.metadata.hyperparameters["hyperparameters"]
-    assert grown.metadata.hyperparameters["hyperparameters"] == {**tiny, "extra_blocks": 1}
+    assert grown.metadata.hyperparameters["hyperparameters"] == {**tiny, **growth}
     assert grown.model.count_params() > tiny_model.model.count_params()
     # A rate of 0: the first run's kernels are carried over unchanged.
     kernels = [layer.get_weights()[0] for layer in tiny_model.model.layers
                if isinstance(layer, keras.layers.Conv1D)]
     carried = [layer.get_weights()[0] for layer in grown.model.layers
-               if isinstance(layer, keras.layers.Conv1D) and not layer.name.startswith("extra_")]
+               if isinstance(layer, keras.layers.Conv1D)
+               and not layer.name.startswith(("extra_", "ratio_"))]
     assert len(kernels) == len(carried)
     for before, after in zip(kernels, carried):
         np.testing.assert_array_equal(after, before)
     model, _ = registry.load_model("tr_grow")
-    assert any(layer.name == "extra_block_1_conv_a" for layer in model.layers)
+    assert {"extra_block_1_conv_a", "ratio_autocorrelation"} <= {layer.name for layer in model.layers}
     # (Shrinking is refused in tests/core/test_models.py.)
     with pytest.raises(ValueError, match="whole number"):
         train(small_dataset, tiny_config("tr_grow_bad", kind="resnet1d", initial_model="tiny",
                                          hyperparameters={"extra_blocks": 1.5}, **no_held_out),
               save=False)
+    with pytest.raises(ValueError, match="ratio_lags must be a whole number"):
+        train(small_dataset, tiny_config("tr_grow_bad", kind="resnet1d", initial_model="tiny",
+                                         hyperparameters={"ratio_lags": "32"}, **no_held_out),
+              save=False)
     train(small_dataset, tiny_config("tr_grow_ann", **no_held_out))
     with pytest.raises(ValueError, match="no extra blocks"):
         train(small_dataset, tiny_config("tr_grow_ann_more", initial_model="tr_grow_ann",
                                          hyperparameters={"extra_blocks": 1}, **no_held_out),
+              save=False)
+    with pytest.raises(ValueError, match="baseline_ann model has no d-ratio branch to add"):
+        train(small_dataset, tiny_config("tr_grow_ann_more", initial_model="tr_grow_ann",
+                                         hyperparameters={"ratio_lags": 32}, **no_held_out),
               save=False)
 
 
