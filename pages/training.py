@@ -293,7 +293,8 @@ def _settings() -> None:
                      help="Continue training a saved model of this kind (same grid): its "
                           "architecture replaces the hyperparameters above, except "
                           '"dropout" (a new rate) and, for the residual CNN, "extra_blocks" '
-                          "(more blocks at the end, added so that they start as the identity).")
+                          '(more blocks at the end) and "ratio_lags" (a branch that reads '
+                          "d-spacing ratios), added so that they start as the identity.")
     st.button("Train", key="train_start", type="primary", on_click=_start)
     _save_settings()
     kind, message = st.session_state.pop("train_feedback", (None, None))
