@@ -156,10 +156,13 @@ def build_resnet1d(input_length: int, n_classes: int = N_CLASSES, width: int = 2
 def _ratio_branch(inputs, grid: TwoThetaGrid, lags: int, units: int):
     """Features of the d-spacing ratios in a pattern: peaks above a running mean on a ln d
     axis, their autocorrelation, and three strided convolutions over the lags."""
-    x = LogSinThetaResampling(grid.start, grid.step, RATIO_POINTS, name=f"{RATIO}log_d_axis")(inputs)
+    x = LogSinThetaResampling(grid.start, grid.step, RATIO_POINTS,
+                              name=f"{RATIO}log_d_axis")(inputs)
     x = layers.Reshape((RATIO_POINTS, 1), name=f"{RATIO}channels")(x)
-    background = layers.AveragePooling1D(31, strides=1, padding="same", name=f"{RATIO}background")(x)
-    x = layers.Activation("relu", name=f"{RATIO}peaks")(layers.Subtract(name=f"{RATIO}minus")([x, background]))
+    background = layers.AveragePooling1D(31, strides=1, padding="same",
+                                         name=f"{RATIO}background")(x)
+    x = layers.Subtract(name=f"{RATIO}minus")([x, background])
+    x = layers.Activation("relu", name=f"{RATIO}peaks")(x)
     x = layers.Reshape((RATIO_POINTS,), name=f"{RATIO}flat")(x)
     x = Autocorrelation(lags, name=f"{RATIO}autocorrelation")(x)
     x = layers.Reshape((lags, 1), name=f"{RATIO}lags")(x)
