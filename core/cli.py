@@ -178,7 +178,7 @@ def cmd_train(args) -> int:
         hyperparameters=json.loads(args.hyperparameters) if args.hyperparameters else {},
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
         initial_model=args.init_from, data_workers=args.data_workers,
-        lattice_loss_weight=args.lattice_loss_weight)
+        data_processes=args.data_processes, lattice_loss_weight=args.lattice_loss_weight)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     shown_epoch = []
@@ -341,6 +341,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch past it")
     t.add_argument("--data-workers", type=int, default=1,
                    help="threads making augmented batches (more where a GPU runs the network)")
+    t.add_argument("--data-processes", action="store_true",
+                   help="make the batches in DATA_WORKERS processes instead of threads "
+                        "(same batches; for a many-core machine feeding a GPU)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a labelled set, with 95 %% "

@@ -11,12 +11,15 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymatgen.core import Structure
 
 from core.grid import CU_KA
 from core.symmetry import by_number
+
+if TYPE_CHECKING:  # pymatgen loads only where a structure is simulated, not to read datasets
+    from pymatgen.core import Structure
 
 # spglib tolerance (Å) for the space-group label; 0.1 Å is the Materials Project's choice and
 # forgives the small distortions of refined experimental structures.

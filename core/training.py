@@ -57,6 +57,10 @@ class TrainingConfig:
             random numbers come from the run's seed, the epoch and the batch's index, so the
             batches are the same for any number of workers). One suits a 2-core CPU, where
             the network needs the cores; where it runs on a GPU, several keep it fed.
+        data_processes: make the batches in ``data_workers`` forked processes instead of
+            threads (the same batches). Threads share Python's lock for the interpreter, so
+            on a many-core machine feeding a GPU they stall at a few cores' worth of batches;
+            processes scale with the cores.
         initial_model: start from this saved model's weights (a name or folder) instead of a
             fresh network; it must have the same kind, input and grid, and its builder
             hyperparameters replace ``hyperparameters``, except ``dropout``: dropout layers
@@ -91,6 +95,7 @@ class TrainingConfig:
     hyperparameters: dict = field(default_factory=dict)
     initial_model: str | None = None
     data_workers: int = 1
+    data_processes: bool = False
     lattice_loss_weight: float = 0.0
 
     def to_dict(self) -> dict:
@@ -188,10 +193,11 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __init__(self, sticks: StickBatch, labels: np.ndarray, config: TrainingConfig,
                  weights: np.ndarray, steps: int, seed: int):
-        # Threads, not processes: the stick arrays are shared, and numpy releases the GIL.
-        # Keras calls on_epoch_end only after an epoch's batches are all made, so the epoch
-        # in each batch's seed is right however many workers run.
-        super().__init__(workers=config.data_workers, use_multiprocessing=False,
+        # Threads by default: the stick arrays are shared, and numpy releases the GIL for
+        # most of the work. Keras calls on_epoch_end only after an epoch's batches are all
+        # made, and forks its worker processes afresh each epoch, so the epoch in each
+        # batch's seed is right however many workers run, threads or processes.
+        super().__init__(workers=config.data_workers, use_multiprocessing=config.data_processes,
                          max_queue_size=max(10, 2 * config.data_workers))
         self.sticks, self.labels, self.config = sticks, labels, config
         self.weights, self.steps, self.seed = weights, steps, seed

@@ -173,12 +173,15 @@ def test_train_tiny(small_dataset, capsys):
     # --init-from continues from the saved run, with its architecture.
     assert main(["train", "--name", "cli_continued", "--dataset", "small", "--model",
                  "baseline_ann", "--init-from", "cli_trained", "--epochs", "1", "--steps", "1",
-                 "--batch-size", "8", "--data-workers", "2", "--lattice-loss-weight", "0.3"]) == 0
+                 "--batch-size", "8", "--data-workers", "2", "--data-processes",
+                 "--lattice-loss-weight", "0.3"]) == 0
     continued = registry.read_metadata(registry.model_path("cli_continued"))
     assert continued.hyperparameters["initial_model"] == "cli_trained"
     assert continued.hyperparameters["lattice_loss_weight"] == 0.3
     assert meta.hyperparameters["lattice_loss_weight"] == 0.0
     assert continued.hyperparameters["data_workers"] == 2
+    assert continued.hyperparameters["data_processes"] is True
+    assert meta.hyperparameters["data_processes"] is False
     assert continued.hyperparameters["hyperparameters"] == {"units": 16}
 
 

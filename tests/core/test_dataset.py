@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -301,3 +303,33 @@ def test_ids_are_read_without_the_peak_lists(small_dataset):
     assert store.ids("small") == small_dataset.table["id"].astype(str).tolist()
     with pytest.raises(DatasetError, match="ids unreadable"):
         store.ids("no_such_dataset")
+
+
+def test_datasets_load_and_train_without_pymatgen():
+    """Reading a dataset and making training batches need no crystallography packages, so a
+    training machine (a lent GPU with its own Python) needs only the numeric stack and Keras."""
+    import subprocess
+    import sys
+
+    script = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("pymatgen", "pyxtal", "streamlit", "plotly", "mp_api"):
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+from pathlib import Path
+
+import numpy as np
+from core import dataset
+from core.training import TrainingConfig, make_inputs, stick_batch
+data = dataset.load("default")
+sticks = stick_batch(data, np.arange(8))
+x = make_inputs(sticks, TrainingConfig(name="x"), TrainingConfig(name="x").augmentation,
+                np.random.default_rng(0))
+print(x.shape[0], "pymatgen" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=240, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["8", "False"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -387,6 +388,15 @@ def test_parallel_batch_workers_make_the_same_batches_as_one(monkeypatch, small_
     assert len({checksums[e, i] for e in epochs for i in range(5)}) == 15  # fresh every epoch
     assert second.metadata.hyperparameters["data_workers"] == 3
     np.testing.assert_allclose(second.history["loss"], first.history["loss"], rtol=1e-5)
+
+
+def test_batch_worker_processes_make_the_same_batches_as_threads(small_dataset):
+    config = tiny_config("tr_procs", epochs=2, steps_per_epoch=4, validation=0.0)
+    threads = train(small_dataset, config, save=False)
+    processes = train(small_dataset, replace(config, data_workers=2, data_processes=True),
+                      save=False)
+    assert processes.metadata.hyperparameters["data_processes"] is True
+    np.testing.assert_allclose(processes.history["loss"], threads.history["loss"], rtol=1e-5)
 
 
 def test_batch_workers_must_be_positive(small_dataset):
