@@ -318,8 +318,6 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in ("pymatgen", "pyxtal", "streamlit", "plotly", "mp_api"):
             raise ImportError("blocked " + name)
 sys.meta_path.insert(0, Block())
-from pathlib import Path
-
 import numpy as np
 from core import dataset
 from core.training import TrainingConfig, make_inputs, stick_batch
