@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -308,9 +310,6 @@ def test_ids_are_read_without_the_peak_lists(small_dataset):
 def test_datasets_load_and_train_without_pymatgen():
     """Reading a dataset and making training batches need no crystallography packages, so a
     training machine (a lent GPU with its own Python) needs only the numeric stack and Keras."""
-    import subprocess
-    import sys
-
     script = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
