@@ -322,8 +322,8 @@ from core import dataset
 from core.training import TrainingConfig, make_inputs, stick_batch
 data = dataset.load("default")
 sticks = stick_batch(data, np.arange(8))
-x = make_inputs(sticks, TrainingConfig(name="x"), TrainingConfig(name="x").augmentation,
-                np.random.default_rng(0))
+config = TrainingConfig(name="x")
+x = make_inputs(sticks, config, config.augmentation, np.random.default_rng(0))
 print(x.shape[0], "pymatgen" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
