@@ -105,7 +105,8 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line (also used to check the commands in scripts/reproduce_default_model.sh)."""
     parser = argparse.ArgumentParser(description="Compare models on project-generated data.")
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--datasets", nargs="+", required=True)
@@ -117,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranges-of", metavar="MODEL",
                         help="render every set with this model's training perturbations "
                              "(default: each model its own)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser_ = parser()
+    args = parser_.parse_args(argv)
     if args.draws < 1:
-        parser.error("--draws must be at least 1")
+        parser_.error("--draws must be at least 1")
     if args.ranges_of and args.ranges_of not in args.models:
-        parser.error("--ranges-of must name one of --models")
+        parser_.error("--ranges-of must name one of --models")
     from core import dataset as store
     from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model

@@ -11,6 +11,10 @@ import shlex
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.training import TrainingConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -160,14 +164,12 @@ def _augmentation(strength: float, ranges: str):
     return Augmentation.from_dict({**Augmentation().to_dict(), **changes, "strength": strength})
 
 
-def cmd_train(args) -> int:
-    from core import dataset as store
-    from core.augmentation import Augmentation
+def training_config(args: argparse.Namespace) -> TrainingConfig:
+    """The :class:`~core.training.TrainingConfig` a parsed ``train`` command line asks for."""
     from core.grid import TwoThetaGrid
-    from core.training import TrainingConfig, train
+    from core.training import TrainingConfig
 
-    dataset = store.combine([store.load(name) for name in args.dataset])
-    config = TrainingConfig(
+    return TrainingConfig(
         name=args.name, kind=args.model, input_type=args.input,
         grid=TwoThetaGrid(args.two_theta_min, args.two_theta_max, args.step),
         epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
@@ -179,6 +181,14 @@ def cmd_train(args) -> int:
         time_limit_minutes=args.time_limit, lr_schedule=args.lr_schedule,
         initial_model=args.init_from, data_workers=args.data_workers,
         data_processes=args.data_processes, lattice_loss_weight=args.lattice_loss_weight)
+
+
+def cmd_train(args) -> int:
+    from core import dataset as store
+    from core.training import train
+
+    dataset = store.combine([store.load(name) for name in args.dataset])
+    config = training_config(args)
     bar = _progress_bar(f"{args.model} epoch 1/{args.epochs}", total=None)
 
     shown_epoch = []
