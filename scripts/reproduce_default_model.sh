@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the bundled model (models/default/) from nothing: every dataset, training stage and
-# selection, in the order they were made (docs/model-history.md says why each). About 17.9 hours
+# selection, in the order they were made (docs/model-history.md says why each). About 19.3 hours
 # of training on 2 CPU cores (stage 22 took 11 minutes on one GPU), 80 minutes of pyxtal and
-# 111 minutes of fast generation. Datasets and models go to work/ unless XRD_DATASETS_DIR and
+# 119 minutes of fast generation. Datasets and models go to work/ unless XRD_DATASETS_DIR and
 # XRD_MODELS_DIR say otherwise; the last steps copy the final stage to models/default/ and
 # measure it. Every command here is checked against the CLI by
 # tests/scripts/test_reproduce_default_model.py.
@@ -199,10 +199,19 @@ python benchmarks/selection.py --models stage22b stage23 --datasets train_v8 tra
     --draws 3 --clean   # stage 23 (not shipped)
 python benchmarks/selection.py --models stage22b stage24 --datasets train_v8 train_v9 pyx_v8 \
     --draws 3 --clean   # stage 24
+# stage 25 (shipped): stage 24 with 30,169 crystals no model had seen and stage 22's higher starting rate
+python -m core generate --name train_v12 --total 40000 --minimum 20 --seed 31 --engine fast --sites cod-cells --positions cod-system --max-atoms 160 --chunk 10000
+python -m core train --name stage25 --dataset train_v8 train_v9 train_v11 train_v12 --model resnet1d --init-from stage24 \
+    --hyperparameters '{"dropout": 0.0}' --epochs 8 --steps 1000 --batch-size 256 --validation 0.02 --test 0.02 \
+    --learning-rate 3e-4 --lr-schedule cosine --class-weighting none --augmentation 1.0 \
+    --augmentation-ranges '{"lattice_strain": 0.08, "angle_strain_deg": 1.5, "impurity_probability": 0.6, "impurity_fraction": [0.01, 0.15]}' \
+    --patience 100 --seed 27 --data-workers 2 --time-limit 95
+python benchmarks/selection.py --models stage24 stage25 --datasets train_v8 train_v9 pyx_v8 train_v12 \
+    --draws 3 --clean   # stage 25
 
 # the final stage becomes the bundled model, under the name "default"
 rm -rf models/default
-cp -r "$XRD_MODELS_DIR/stage24" models/default
+cp -r "$XRD_MODELS_DIR/stage25" models/default
 python - <<'PY'
 import json
 from pathlib import Path
