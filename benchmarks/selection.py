@@ -107,27 +107,27 @@ def markdown(data: dict) -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The command line (also used to check the commands in scripts/reproduce_default_model.sh)."""
-    parser = argparse.ArgumentParser(description="Compare models on project-generated data.")
-    parser.add_argument("--models", nargs="+", required=True)
-    parser.add_argument("--datasets", nargs="+", required=True)
-    parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--clean", action="store_true",
-                        help="also score each set rendered as clean peaks, without perturbations")
-    parser.add_argument("--draws", type=int, default=1,
-                        help="draws of the perturbations per simulated pattern (default 1)")
-    parser.add_argument("--ranges-of", metavar="MODEL",
-                        help="render every set with this model's training perturbations "
-                             "(default: each model its own)")
-    return parser
+    p = argparse.ArgumentParser(description="Compare models on project-generated data.")
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--out", type=Path, default=HERE)
+    p.add_argument("--clean", action="store_true",
+                   help="also score each set rendered as clean peaks, without perturbations")
+    p.add_argument("--draws", type=int, default=1,
+                   help="draws of the perturbations per simulated pattern (default 1)")
+    p.add_argument("--ranges-of", metavar="MODEL",
+                   help="render every set with this model's training perturbations "
+                        "(default: each model its own)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser_ = parser()
-    args = parser_.parse_args(argv)
+    command_line = parser()
+    args = command_line.parse_args(argv)
     if args.draws < 1:
-        parser_.error("--draws must be at least 1")
+        command_line.error("--draws must be at least 1")
     if args.ranges_of and args.ranges_of not in args.models:
-        parser_.error("--ranges-of must name one of --models")
+        command_line.error("--ranges-of must name one of --models")
     from core import dataset as store
     from core.classify import RAW_OUTPUT, Classifier
     from core.evalsets import evaluate_model
