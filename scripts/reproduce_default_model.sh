@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the bundled model (models/default/) from nothing: every dataset, training stage and
-# selection, in the order they were made (docs/model-history.md says why each). About 19.3 hours
-# of training on 2 CPU cores (stage 22 took 11 minutes on one GPU), 80 minutes of pyxtal and
+# selection, in the order they were made (docs/model-history.md says why each). About 23 hours
+# of training on 2 CPU cores (19.3 for the bundled model's own line of stages, the rest for
+# stages tried and not shipped; stage 22 took 11 minutes on one GPU), 80 minutes of pyxtal and
 # 119 minutes of fast generation. Datasets and models go to work/ unless XRD_DATASETS_DIR and
 # XRD_MODELS_DIR say otherwise; the last steps copy the final stage to models/default/ and
 # measure it. Every command here is checked against the CLI by
