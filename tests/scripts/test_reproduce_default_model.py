@@ -4,6 +4,7 @@ settings the bundled model records."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -17,6 +18,7 @@ SCRIPT = PROJECT / "scripts" / "reproduce_default_model.sh"
 BUNDLED = PROJECT / "models" / "default" / "metadata.json"
 
 
+@functools.cache
 def _commands() -> list[list[str]]:
     """The script's commands as argument lists: continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n\s*", " ", SCRIPT.read_text())
@@ -32,6 +34,7 @@ def _selection_parser():
     return module.parser()
 
 
+@functools.cache
 def _steps():
     """(kind, parsed arguments) per python command: core subcommands and selection runs."""
     core_parser, selection_parser = cli.parser(), _selection_parser()
