@@ -53,6 +53,37 @@ def cmd_classify(args) -> int:
     return 1 if any(p.error for p in predictions) else 0
 
 
+def cmd_index(args) -> int:
+    from core.grid import CU_KA
+    from core.indexing import index_pattern, pattern_peaks
+    from core.readers import PatternReadError, read_pattern
+
+    failed = False
+    for file in args.files:
+        try:
+            pattern = read_pattern(file)
+        except PatternReadError as exc:
+            print(f"{file}: ERROR {exc}")
+            failed = True
+            continue
+        wavelength = args.wavelength or pattern.wavelength or CU_KA
+        solutions = index_pattern(pattern_peaks(pattern), wavelength, args.tolerance, top=args.top)
+        if args.json:
+            print(json.dumps({"file": file, "wavelength": wavelength, "cells": [
+                {"system": s.system, "centring": s.centring, "bravais_lattice": s.bravais_lattice,
+                 "cell": [round(v, 5) for v in s.cell], "volume": round(s.volume, 3),
+                 "m20": round(s.m20, 2), "unindexed": s.n_unindexed,
+                 "zero_shift": round(s.zero_shift, 4)} for s in solutions]}))
+        elif not solutions:
+            print(f"{file}: no cell found (cubic to monoclinic searched)")
+        for s in [] if args.json else solutions:
+            a, b, c, alpha, beta, gamma = s.cell
+            print(f"{file}: {s.system} {s.centring}  a={a:.4f} b={b:.4f} c={c:.4f} Å  "
+                  f"α={alpha:.2f} β={beta:.2f} γ={gamma:.2f}°  V={s.volume:.1f} Å³  "
+                  f"M20={s.m20:.1f}  unindexed {s.n_unindexed}")
+    return 1 if failed else 0
+
+
 def _chunk_seed(seed: int, start: int) -> int:
     """The seed of the chunk of a ``--chunk`` run that starts at crystal ``start``."""
     return seed * 1000003 + start
@@ -279,6 +310,15 @@ def parser() -> argparse.ArgumentParser:
                    help="the network's own probabilities, not re-weighted to real-world "
                         "space-group frequencies")
     c.set_defaults(func=cmd_classify)
+
+    x = sub.add_parser("index", help="find unit cells that index a pattern's first 20 peaks")
+    x.add_argument("files", nargs="+")
+    x.add_argument("--wavelength", type=float, default=None, help="Å (default: file's or Cu Kα)")
+    x.add_argument("--tolerance", type=_number_in(0.001, 0.5, "a 2θ tolerance from 0.001 to 0.5°"),
+                   default=0.03, help="largest 2θ misfit of an indexed line, degrees")
+    x.add_argument("--top", type=int, default=3)
+    x.add_argument("--json", action="store_true", help="one JSON object per file, per line")
+    x.set_defaults(func=cmd_index)
 
     g = sub.add_parser("generate", help="make or grow a dataset")
     g.add_argument("--name", required=True)

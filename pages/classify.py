@@ -13,6 +13,7 @@ from core.classify import LOW_CONFIDENCE, RAW_OUTPUT, Classifier
 from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
+from core.indexing import index_pattern, pattern_peaks
 from core.paths import BUNDLED_MODEL
 from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
 from core.registry import ModelError
@@ -262,6 +263,33 @@ st.plotly_chart(pattern_figure(prediction, grid, peaks), width="stretch", key="d
 st.caption(f"Top: the pattern as measured (after wavelength conversion, cropping and smoothing) "
            f"with the estimated background. Bottom: the model's input on its grid, with the "
            f"{len(peaks)} peaks found marked.")
+
+# ----------------------------------------------------------------------------- cell
+st.markdown("#### Index this pattern")
+st.caption("Looks for a unit cell, cubic to monoclinic, that explains the positions of the "
+           "first 20 peaks, as an indexing program would: the crystallographer's own check on "
+           "the network's crystal system. It takes a few seconds. A figure of merit M20 above "
+           "about 20 with every line indexed is usually right; below about 10, usually not.")
+measured_wavelength = wavelength or pattern.wavelength or CU_KA
+cell_key = (prediction.file, hashlib.sha256(pattern.two_theta.tobytes()).hexdigest(),
+            measured_wavelength)
+if st.button("Find the unit cell", key="classify_index"):
+    with st.spinner("Indexing…"):
+        st.session_state["classify_cells"] = (
+            cell_key, index_pattern(pattern_peaks(pattern), measured_wavelength))
+cells = st.session_state.get("classify_cells")
+if cells and cells[0] == cell_key:
+    solutions = cells[1]
+    st.write(data.indexing_verdict(solutions, prediction))
+    if solutions:
+        st.dataframe(data.cells_table(solutions), width="stretch", hide_index=True,
+                     key="classify_cells_table")
+        with st.expander(f"Lines indexed by the best cell ({solutions[0].bravais_lattice})"):
+            st.dataframe(data.indexed_lines_table(solutions[0]), width="stretch",
+                         hide_index=True, key="classify_lines_table")
+        st.caption("Cells are ranked by M20 (de Wolff), favouring higher symmetry and "
+                   "penalising unindexed lines; the lattice symbol is the Bravais lattice "
+                   "(S: one face centred). Triclinic cells are not searched.")
 
 # ----------------------------------------------------------------------------- why
 st.markdown("#### Which peaks decided it?")

@@ -29,6 +29,7 @@ import pandas as pd
 from core.classify import Classifier, Prediction
 from core.evaluation import Metrics, evaluate, system_confusion
 from core.explain import PeakInfluence
+from core.indexing import CONVINCING_M20, CellSolution
 from core.preprocess import Preprocessing
 from core.readers import DEFAULT_MAX_BYTES, PatternReadError, read_dif
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -292,6 +293,50 @@ def influence_table(influences: Sequence[PeakInfluence], rows: int = 10) -> pd.D
         "probability without it": [round(i.probability_without, 4) for i in shown],
         "support (points)": [round(100 * i.change, 2) for i in shown],
     })
+
+
+def cells_table(solutions: Sequence[CellSolution]) -> pd.DataFrame:
+    """Unit cells found by indexing, best first: family, lattice, parameters, volume, M20."""
+    return pd.DataFrame({
+        "crystal family": [s.system for s in solutions],
+        "lattice": [f"{s.bravais_lattice} ({s.centring})" for s in solutions],
+        **{name: [round(s.cell[i], 4 if i < 3 else 2) for s in solutions]
+           for i, name in enumerate(("a (Å)", "b (Å)", "c (Å)", "α (°)", "β (°)", "γ (°)"))},
+        "V (Å³)": [round(s.volume, 1) for s in solutions],
+        "M20": [round(s.m20, 1) for s in solutions],
+        "unindexed lines": [s.n_unindexed for s in solutions],
+        "zero shift (°)": [round(s.zero_shift, 3) for s in solutions],
+    })
+
+
+def indexed_lines_table(solution: CellSolution) -> pd.DataFrame:
+    """The lines one cell was fitted to: observed and calculated 2θ and their Miller indices
+    (up to three reflections that fall within the tolerance; none for an unindexed line)."""
+    return pd.DataFrame({
+        "2θ observed (°)": [round(line.two_theta, 3) for line in solution.lines],
+        "2θ calculated (°)": [None if line.two_theta_calc is None else round(line.two_theta_calc, 3)
+                              for line in solution.lines],
+        "hkl": ["; ".join(" ".join(map(str, hkl)) for hkl in line.hkl) or "not indexed"
+                for line in solution.lines],
+    })
+
+
+def indexing_verdict(solutions: Sequence[CellSolution], prediction: Prediction) -> str:
+    """One sentence on the best cell and whether it agrees with the network."""
+    if not solutions:
+        return ("No cubic to monoclinic cell indexes all but two of the first peaks: the sample "
+                "may be triclinic, a mixture, or its peaks too broad or too few to index.")
+    best = solutions[0]
+    strength = ("convincing" if best.m20 >= CONVINCING_M20 and best.n_unindexed == 0 else
+                "plausible" if best.m20 >= 10 else "weak")
+    family = {"hexagonal": "hexagonal or trigonal"}.get(best.system, best.system)
+    network_system, probability = prediction.crystal_systems[0]
+    agrees = network_system == best.system or (best.system == "hexagonal"
+                                               and network_system in ("trigonal", "hexagonal"))
+    return (f"Best cell: {family}, lattice {best.bravais_lattice}, M20 = {best.m20:.1f} with "
+            f"{best.n_unindexed} of {len(best.lines)} lines unindexed ({strength}). The network's "
+            f"most probable crystal system, {network_system} ({probability:.0%}), "
+            f"{'agrees' if agrees else 'does not agree'}.")
 
 
 def results_table(result: UploadResult) -> pd.DataFrame:

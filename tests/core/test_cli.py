@@ -362,3 +362,26 @@ def test_generate_warns_when_a_seed_already_made_crystals(capsys):
     assert f"warning: seed 917 already made fast crystals in seed_first ({count})" in err
     assert main(["generate", "--name", "seed_other", *common, "--seed", "918"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_index_finds_the_cell_and_reports_unreadable_files(tmp_path, capsys):
+    from pymatgen.core import Lattice, Structure
+
+    from core.simulation import simulate
+
+    salt = simulate(Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                              [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    lines = [(t, 10.0 * i) for t, i in zip(salt.two_theta, salt.intensity) if i >= 1]
+    good = write_xy(tmp_path / "nacl.xy", lines)
+    bad = tmp_path / "empty.xy"
+    bad.write_text("")
+    assert main(["index", str(good), str(bad), "--top", "2"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    best = next(line for line in out if line.startswith(f"{good}: "))
+    assert "cubic F" in best and "a=5.64" in best and "unindexed 0" in best
+    assert f"{bad}: ERROR {bad.name}: file is empty" in out
+    assert main(["index", "--json", str(good)]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert cells[0]["bravais_lattice"] == "cF" and cells[0]["cell"][0] == pytest.approx(5.64, abs=0.01)
+    with pytest.raises(SystemExit):
+        main(["index", str(good), "--tolerance", "2"])

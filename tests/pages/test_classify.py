@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import PROJECT
@@ -339,3 +340,21 @@ def test_a_hundred_uploads_show_one_table_and_one_file_in_detail(tiny_model):
     at.selectbox(key="classify_detail").set_value(50).run()
     assert not at.exception
     assert _result(at) is classified, "changing the shown file must not classify again"
+
+
+def test_the_detail_indexes_the_pattern_on_request(tiny_model):
+    from core.indexing import index_pattern, pattern_peaks
+
+    at = _upload(_app(), {"R990002_Si.dif": GOOD["R990002_Si.dif"]})
+    assert not [t for t in at.dataframe if "M20" in t.value.columns]  # only on request
+    at.button(key="classify_index").click().run()
+    assert not at.exception, at.exception
+    prediction = _result(at).predictions[0]
+    expected = index_pattern(pattern_peaks(prediction.pattern), prediction.pattern.wavelength)
+    table = next(t.value for t in at.dataframe if "M20" in t.value.columns)
+    assert list(table["crystal family"]) == [s.system for s in expected]
+    assert table["crystal family"][0] == "cubic" and table["lattice"][0] == "cF (F)"
+    assert table["a (Å)"][0] == pytest.approx(5.431, abs=0.005)  # silicon
+    assert any(m.value.startswith("Best cell: cubic, lattice cF") for m in at.markdown)
+    lines = next(t.value for t in at.dataframe if "hkl" in t.value.columns)
+    assert lines["hkl"][0] == "1 1 1"

@@ -345,3 +345,33 @@ def test_influence_table_lists_the_strongest_peaks_in_points():
     assert list(table.columns) == ["2θ (°)", "d (Å)", "height", "probability without it",
                                    "support (points)"]
     assert table["support (points)"].iloc[0] == 30.0 and table["2θ (°)"].iloc[9] == 39.0
+
+
+def test_indexing_tables_and_verdict():
+    from pymatgen.core import Lattice, Structure
+
+    from core.classify import Prediction
+    from core.indexing import index_pattern
+    from core.simulation import simulate
+
+    rutile = simulate(Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959),
+                                                ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]]))
+    lines = np.append(rutile.two_theta[rutile.intensity >= 1], 21.37)  # one foreign line
+    solutions = index_pattern(lines)
+    table = data.cells_table(solutions)
+    assert list(table.columns) == ["crystal family", "lattice", "a (Å)", "b (Å)", "c (Å)", "α (°)",
+                                   "β (°)", "γ (°)", "V (Å³)", "M20", "unindexed lines",
+                                   "zero shift (°)"]
+    assert (table["crystal family"][0], table["lattice"][0]) == ("tetragonal", "tP (P)")
+    assert table["c (Å)"][0] == pytest.approx(2.959, abs=0.002)
+    rows = data.indexed_lines_table(solutions[0])
+    assert len(rows) == len(solutions[0].lines)
+    assert list(rows["hkl"][:2]) == ["not indexed", "1 1 0"]  # 21.37° comes first
+    assert (rows["hkl"] == "not indexed").sum() == 1
+    tetragonal = Prediction("rutile.xy", crystal_systems=[("tetragonal", 0.8), ("cubic", 0.2)])
+    cubic = Prediction("rutile.xy", crystal_systems=[("cubic", 0.6), ("tetragonal", 0.4)])
+    assert data.indexing_verdict(solutions, tetragonal).startswith(
+        f"Best cell: tetragonal, lattice tP, M20 = {solutions[0].m20:.1f} with 1 of")
+    assert data.indexing_verdict(solutions, tetragonal).endswith("tetragonal (80%), agrees.")
+    assert data.indexing_verdict(solutions, cubic).endswith("cubic (60%), does not agree.")
+    assert data.indexing_verdict([], cubic).startswith("No cubic to monoclinic cell")

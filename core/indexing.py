@@ -1,0 +1,592 @@
+"""Powder indexing: a unit cell that explains a pattern's first peak positions.
+
+Trial-and-error indexing in the spirit of TREOR (Werner, Eriksson & Westdahl 1985): a few
+low-angle lines are given small Miller indices, the reciprocal metric those assignments fix is
+solved for, and a trial survives when it indexes most of the first 20 lines. Survivors are
+refined by least squares (with a zero shift) and ranked by de Wolff's figure of merit M20
+(J. Appl. Cryst. 1 (1968) 108): the 20th line's 1/d², over twice the mean misfit times the
+number of distinct lines the cell allows up to there. The lattice centring is the one that
+allows every indexed line and the fewest others.
+
+Cubic to monoclinic cells are searched; triclinic is not (six unknowns need a different
+search). An answer is a hint, as from any indexing program: a figure of merit above about 10
+with no unindexed line is usually right, below about 5 usually wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.grid import CU_KA, CU_KA1, CU_KA2
+
+SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic")
+CENTRINGS = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
+             "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I")}
+# Lines used: de Wolff's M20 is defined on the first 20.
+N_LINES = 20
+# Trial cells come from this many lowest-angle lines.
+N_TRIAL_LINES = {"cubic": 3, "hexagonal": 5, "tetragonal": 5, "orthorhombic": 5, "monoclinic": 6}
+# Largest Miller index sum in the trial assignments (TREOR's base lines are low-index ones).
+TRIAL_INDEX_SUM = {"cubic": 6, "hexagonal": 4, "tetragonal": 4, "orthorhombic": 3, "monoclinic": 2}
+MAX_AXIS = 30.0  # Å
+MAX_VOLUME = 4000.0  # Å³
+# Monoclinic β is kept in [90°, MAX_BETA]: wider angles mean a non-reduced cell.
+MAX_BETA = 130.0
+# Solutions are ranked by M20 times this: a lower symmetry can index the same lines with
+# more parameters, so it must fit much better to win.
+SYMMETRY_PREFERENCE = {"cubic": 16.0, "hexagonal": 8.0, "tetragonal": 8.0, "orthorhombic": 4.0,
+                       "monoclinic": 1.0}
+# Each line a cell leaves unindexed divides its score by this.
+UNINDEXED_PENALTY = 3.0
+# Trial cells are made from lines corrected by each of these zero shifts (degrees of 2θ): a
+# zero error of a tenth of a degree changes the lowest lines' 1/d² by a percent or more.
+TRIAL_ZERO_SHIFTS = (0.0, -0.08, 0.08)
+# Largest zero shift refined, degrees of 2θ.
+MAX_ZERO_SHIFT = 0.15
+# Trials are counted within this many times the final tolerance.
+TRIAL_TOLERANCE_FACTOR = 2.5
+TRIAL_RELATIVE_TOLERANCE = 0.003
+# Lower symmetries are not searched once a cell indexes every line this well.
+CONVINCING_M20 = 20.0
+# Trials are first counted on this many lowest-angle lines.
+N_COUNTED = 10
+# The best solutions are checked for a higher metric symmetry (see _promoted), with this
+# spglib distance tolerance (Å) on their lattice points.
+N_PROMOTED = 10
+PROMOTION_SYMPREC = 0.1
+# Trials that survive the first, cheap count and are refined.
+N_REFINED = 40
+
+
+@dataclass(frozen=True)
+class IndexedLine:
+    """One observed line and the reflection(s) that index it."""
+
+    two_theta: float
+    two_theta_calc: float | None
+    hkl: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class CellSolution:
+    """A cell that indexes a pattern.
+
+    Attributes:
+        system: crystal family searched ("hexagonal" covers trigonal and hexagonal cells).
+        centring: P, I, F, C, A, B or R (monoclinic A and I cells are C cells in another setting).
+        cell: a, b, c (Å), α, β, γ (degrees).
+        volume: Å³.
+        m20: de Wolff's figure of merit on the lines used.
+        n_unindexed: lines among those used that the cell does not index.
+        zero_shift: refined 2θ zero offset, degrees (observed minus true).
+        lines: every line used, indexed or not.
+    """
+
+    system: str
+    centring: str
+    cell: tuple[float, float, float, float, float, float]
+    volume: float
+    m20: float
+    n_unindexed: int
+    zero_shift: float
+    lines: tuple[IndexedLine, ...]
+
+    @property
+    def bravais_lattice(self) -> str:
+        """Pearson-style symbol as :func:`core.symmetry.bravais_lattice_of` writes it."""
+        family = {"cubic": "c", "tetragonal": "t", "hexagonal": "h", "orthorhombic": "o",
+                  "monoclinic": "m"}[self.system]
+        if self.system == "monoclinic" and self.centring != "P":
+            return "mS"
+        return family + ("S" if self.centring in "ABC" else self.centring)
+
+    @property
+    def lattice_points(self) -> int:
+        """Lattice points per cell (the primitive cell's volume is volume / this)."""
+        return {"P": 1, "C": 2, "A": 2, "B": 2, "I": 2, "R": 3, "F": 4}[self.centring]
+
+
+def _terms(system: str, hkl: np.ndarray) -> np.ndarray:
+    """(n, p) coefficients of the p reciprocal-metric unknowns in 1/d² for each hkl."""
+    h, k, l = (hkl[..., i].astype(np.float64) for i in range(3))
+    if system == "cubic":
+        return (h * h + k * k + l * l)[..., None]
+    if system == "tetragonal":
+        return np.stack([h * h + k * k, l * l], axis=-1)
+    if system == "hexagonal":
+        return np.stack([h * h + h * k + k * k, l * l], axis=-1)
+    if system == "orthorhombic":
+        return np.stack([h * h, k * k, l * l], axis=-1)
+    return np.stack([h * h, k * k, l * l, h * l], axis=-1)
+
+
+def _allowed(centring: str, hkl: np.ndarray) -> np.ndarray:
+    h, k, l = hkl[..., 0], hkl[..., 1], hkl[..., 2]
+    return {"P": np.ones(h.shape, bool), "I": (h + k + l) % 2 == 0, "C": (h + k) % 2 == 0,
+            "A": (k + l) % 2 == 0, "B": (h + l) % 2 == 0, "R": (-h + k + l) % 3 == 0,
+            "F": ((h % 2) == (k % 2)) & ((k % 2) == (l % 2))}[centring]
+
+
+def _hkl_table(system: str, limits: tuple[int, int, int], all_signs: bool = True) -> np.ndarray:
+    """Miller indices up to ``limits`` that give every distinct 1/d² of the family (0 excluded).
+
+    Monoclinic cells need negative h. Hexagonal ones need negative h and k only to test the
+    rhombohedral condition (``all_signs``): h, k >= 0 already give every h² + hk + k².
+    """
+    lh, lk, ll = limits
+    signed_h = system == "monoclinic" or (system == "hexagonal" and all_signs)
+    hs = np.arange(-lh if signed_h else 0, lh + 1)
+    ks = np.arange(-lk if system == "hexagonal" and all_signs else 0, lk + 1)
+    grid = np.stack(np.meshgrid(hs, ks, np.arange(0, ll + 1), indexing="ij"), -1).reshape(-1, 3)
+    return grid[np.abs(grid).sum(1) > 0]
+
+
+def _trial_hkl(system: str) -> np.ndarray:
+    table = _hkl_table(system, (3, 3, 3))
+    table = table[np.abs(table).sum(1) <= TRIAL_INDEX_SUM[system]]
+    _, first = np.unique(np.round(_terms(system, table), 9), axis=0, return_index=True)
+    return table[np.sort(first)]
+
+
+def _metric_ok(system: str, params: np.ndarray) -> np.ndarray:
+    """Which rows of reciprocal-metric parameters give a sensible cell."""
+    squares = params[:, :3] if system in ("orthorhombic", "monoclinic") else params
+    ok = np.all(squares > 1.0 / MAX_AXIS ** 2, axis=1) & np.all(squares < 1.0, axis=1)
+    if system == "monoclinic":
+        cos_beta_star = params[:, 3] / (2.0 * np.sqrt(np.abs(params[:, 0] * params[:, 2])) + 1e-30)
+        ok &= (cos_beta_star >= 0) & (cos_beta_star < np.cos(np.radians(180.0 - MAX_BETA)))
+    volume = _volume(system, np.where(ok[:, None], params, 1.0))
+    return ok & (volume < MAX_VOLUME)
+
+
+def _volume(system: str, params: np.ndarray) -> np.ndarray:
+    p = params
+    det = {"cubic": lambda: p[:, 0] ** 3, "tetragonal": lambda: p[:, 0] ** 2 * p[:, 1],
+           "hexagonal": lambda: 0.75 * p[:, 0] ** 2 * p[:, 1],
+           "orthorhombic": lambda: p[:, 0] * p[:, 1] * p[:, 2],
+           "monoclinic": lambda: p[:, 1] * (p[:, 0] * p[:, 2] - p[:, 3] ** 2 / 4.0)}[system]()
+    return 1.0 / np.sqrt(np.maximum(det, 1e-30))
+
+
+def _cell(system: str, p: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    if system == "cubic":
+        a = 1 / np.sqrt(p[0])
+        return (a, a, a, 90.0, 90.0, 90.0)
+    if system == "tetragonal":
+        a = 1 / np.sqrt(p[0])
+        return (a, a, 1 / np.sqrt(p[1]), 90.0, 90.0, 90.0)
+    if system == "hexagonal":
+        a = np.sqrt(4.0 / (3.0 * p[0]))
+        return (a, a, 1 / np.sqrt(p[1]), 90.0, 90.0, 120.0)
+    if system == "orthorhombic":
+        return (1 / np.sqrt(p[0]), 1 / np.sqrt(p[1]), 1 / np.sqrt(p[2]), 90.0, 90.0, 90.0)
+    a_star, b_star, c_star = np.sqrt(p[:3])
+    cos_beta_star = p[3] / (2 * a_star * c_star)
+    sin_beta_star = np.sqrt(1 - cos_beta_star ** 2)
+    beta = 180.0 - np.degrees(np.arccos(cos_beta_star))
+    return (1 / (a_star * sin_beta_star), 1 / b_star, 1 / (c_star * sin_beta_star), 90.0, beta, 90.0)
+
+
+def _trials(system: str, q: np.ndarray) -> np.ndarray:
+    """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
+    terms = _terms(system, _trial_hkl(system))
+    n_params = terms.shape[1]
+    rows = np.array(list(itertools.permutations(range(len(terms)), n_params)))
+    matrices = terms[rows]  # (n, p, p): one trial assignment of indices per row
+    inverses = np.linalg.inv(matrices[np.abs(np.linalg.det(matrices)) > 1e-9])
+    found = []
+    for chosen in itertools.combinations(range(min(N_TRIAL_LINES[system], len(q))), n_params):
+        params = inverses @ q[list(chosen)]
+        found.append(params[_metric_ok(system, params)])
+    params = np.concatenate(found) if found else np.zeros((0, n_params))
+    if len(params) == 0:
+        return params
+    key = np.round(np.log(params[:, :3] if n_params > 3 else params) * 300).astype(np.int64)
+    if n_params > 3:
+        key = np.column_stack([key, np.round(params[:, 3] / params[:, 0] * 300).astype(np.int64)])
+    _, first = np.unique(key, axis=0, return_index=True)
+    return params[np.sort(first)]
+
+
+def _candidates(system: str, params: np.ndarray, q: np.ndarray, q_max: float,
+                dtype=np.float64) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Per (h, k) pair and observed line, the reflections (h, k, l) nearest to it in 1/d².
+
+    Solving 1/d² = c0 + c1·l + c2·l² for l, rather than listing every l, keeps the work linear
+    in the number of (h, k) pairs. Returns the (h, k) table and, per root of that quadratic,
+    l (n, hk, m) and the calculated 1/d² (n, hk, m); only monoclinic cells have two roots.
+    """
+    a_star2 = params[:, 0]
+    limit_h = int(np.ceil(np.sqrt(q_max / a_star2.min()) * (1.6 if system == "monoclinic" else 1.2)))
+    b_star2 = params[:, 1] if system in ("orthorhombic", "monoclinic") else a_star2
+    limit_k = int(np.ceil(np.sqrt(q_max / b_star2.min()) * 1.2))
+    hk = np.vstack([_hkl_table(system, (limit_h, limit_k, 0), all_signs=False), [[0, 0, 0]]])
+    h, k = hk[:, 0].astype(dtype), hk[:, 1].astype(dtype)
+    p = params.astype(dtype)[:, None, :]
+    c1 = None
+    if system == "cubic":
+        c0, c2 = p[..., 0] * (h * h + k * k), p[..., 0]
+    elif system in ("tetragonal", "hexagonal"):
+        form = h * h + k * k if system == "tetragonal" else h * h + h * k + k * k
+        c0, c2 = p[..., 0] * form, p[..., 1]
+    elif system == "orthorhombic":
+        c0, c2 = p[..., 0] * h * h + p[..., 1] * k * k, p[..., 2]
+    else:
+        c0, c1, c2 = p[..., 0] * h * h + p[..., 1] * k * k, (p[..., 3] * h)[..., None], p[..., 2]
+    c0, c2 = c0[..., None], c2[..., None]
+    target = q.astype(dtype)[None, None, :]
+    ls, calcs = [], []
+    if c1 is None:
+        l_value = np.rint(np.sqrt(np.maximum((target - c0) / c2, 0.0)))
+        ls.append(l_value)
+        calcs.append(c0 + c2 * l_value * l_value)
+    else:
+        root = np.sqrt(np.maximum(c1 * c1 + 4 * c2 * (target - c0), 0.0))
+        for sign in (1.0, -1.0):
+            l_value = np.maximum(np.rint((-c1 + sign * root) / (2 * c2)), 0.0)
+            ls.append(l_value)
+            calcs.append(c0 + c1 * l_value + c2 * l_value * l_value)
+    return hk, ls, calcs
+
+
+def _misfit(system: str, params: np.ndarray, q: np.ndarray, q_max: float) -> np.ndarray:
+    """(n, m): for each parameter row, the 1/d² distance of each line to its nearest reflection."""
+    _, _, calcs = _candidates(system, params, q, q_max, np.float32)
+    target = q.astype(np.float32)[None, None, :]
+    return np.min([np.abs(calc - target).min(axis=1) for calc in calcs], axis=0)
+
+
+def _nearest(system: str, params: np.ndarray, q: np.ndarray, q_max: float
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """For each parameter row and observed 1/d², the closest calculated 1/d² and its hkl.
+
+    Returns (calc (n, m), hkl (n, m, 3)).
+    """
+    hk, ls, calcs = _candidates(system, params, q, q_max)
+    best_calc = np.full((len(params), len(q)), np.inf)
+    best_hkl = np.zeros((len(params), len(q), 3), np.int64)
+    for l_value, calc in zip(ls, calcs):
+        calc = np.where(calc > 0, calc, np.inf)
+        pick = np.argmin(np.abs(calc - q), axis=1)  # (n, m)
+        chosen = np.take_along_axis(calc, pick[:, None, :], axis=1)[:, 0, :]
+        better = np.abs(chosen - q) < np.abs(best_calc - q)
+        best_calc = np.where(better, chosen, best_calc)
+        l_chosen = np.take_along_axis(np.broadcast_to(l_value, calc.shape), pick[:, None, :],
+                                      axis=1)[:, 0, :]
+        new_hkl = np.concatenate([hk[pick][..., :2], l_chosen[..., None].astype(np.int64)], -1)
+        best_hkl = np.where(better[..., None], new_hkl, best_hkl)
+    return best_calc, best_hkl
+
+
+def _q_from_two_theta(two_theta: np.ndarray, wavelength: float) -> np.ndarray:
+    return (2.0 * np.sin(np.radians(two_theta) / 2.0) / wavelength) ** 2
+
+
+def _two_theta_from_q(q: np.ndarray, wavelength: float) -> np.ndarray:
+    return 2.0 * np.degrees(np.arcsin(np.clip(np.sqrt(q) * wavelength / 2.0, 0.0, 1.0)))
+
+
+def _q_tolerance(two_theta: np.ndarray, wavelength: float, tolerance: float) -> np.ndarray:
+    """1/d² span of ±tolerance degrees of 2θ at each line."""
+    return 2.0 * np.sin(np.radians(two_theta)) / wavelength ** 2 * np.radians(tolerance)
+
+
+def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: float = 0.03,
+                  systems: tuple[str, ...] = SYSTEMS, n_lines: int = N_LINES,
+                  top: int = 5) -> list[CellSolution]:
+    """Cells that index the lowest-angle peak positions, best first.
+
+    Args:
+        two_theta: observed peak positions, degrees; only the lowest ``n_lines`` are used.
+        wavelength: Å (Cu Kα by default).
+        tolerance: largest 2θ misfit, degrees, for a line to count as indexed.
+        systems: crystal families to search.
+        n_lines: how many lines to index (20 for M20).
+        top: how many solutions to return.
+
+    Returns:
+        Solutions, best first: by M20 times :data:`SYMMETRY_PREFERENCE`, divided by
+        :data:`UNINDEXED_PENALTY` for each line left unindexed. Empty when no cell indexes
+        all but two lines.
+    """
+    two_theta = np.sort(np.asarray(two_theta, dtype=np.float64))
+    two_theta = two_theta[np.isfinite(two_theta) & (two_theta > 2.0) & (two_theta < 170.0)]
+    two_theta = two_theta[:n_lines]
+    if len(two_theta) < 6:
+        return []
+    q = _q_from_two_theta(two_theta, wavelength)
+    q_tol = _q_tolerance(two_theta, wavelength, tolerance)
+    # Trials are counted with a looser tolerance: a zero shift, refined later, moves every
+    # line, and a trial cell's scale error moves high-angle lines most.
+    loose = np.maximum(_q_tolerance(two_theta, wavelength, TRIAL_TOLERANCE_FACTOR * tolerance),
+                       TRIAL_RELATIVE_TOLERANCE * q)
+    solutions = []
+    for system in systems:
+        for zero in TRIAL_ZERO_SHIFTS:
+            solutions += _search(system, two_theta, zero, loose, q_tol, wavelength)
+        if any(s.n_unindexed == 0 and s.m20 >= CONVINCING_M20 for s in solutions):
+            break
+    solutions.sort(key=lambda s: -_score(s))
+    # A lattice is described in the highest family its metric has, when that indexes as much.
+    for i, solution in enumerate(solutions[:N_PROMOTED]):
+        promoted = _promoted(solution, two_theta, loose, q_tol, wavelength)
+        if promoted is not None and promoted.n_unindexed <= solution.n_unindexed:
+            solutions[i] = promoted
+    solutions.sort(key=lambda s: -_score(s))
+    return _distinct(solutions)[:top]
+
+
+_FAMILY_RANK = {"monoclinic": 0, "orthorhombic": 1, "tetragonal": 2, "hexagonal": 2, "cubic": 3}
+_CENTRING_POINTS = {"P": [], "I": [[0.5, 0.5, 0.5]], "C": [[0.5, 0.5, 0]], "A": [[0, 0.5, 0.5]],
+                    "B": [[0.5, 0, 0.5]], "R": [[2 / 3, 1 / 3, 1 / 3], [1 / 3, 2 / 3, 2 / 3]],
+                    "F": [[0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]}
+
+
+def _promoted(solution: CellSolution, two_theta: np.ndarray, loose: np.ndarray,
+              q_tol: np.ndarray, wavelength: float) -> CellSolution | None:
+    """The same lattice described in a higher crystal family, refined, when its metric has
+    that symmetry (spglib on the lattice points): an fcc lattice indexed as rhombohedral, or
+    an orthorhombic one as monoclinic with β = 90°."""
+    import spglib
+    from pymatgen.core import Lattice
+
+    from core.symmetry import crystal_system_of
+
+    lattice = Lattice.from_parameters(*solution.cell).matrix
+    points = np.array([[0.0, 0.0, 0.0]] + _CENTRING_POINTS[solution.centring])
+    cell = (lattice, points, np.ones(len(points), int))
+    dataset = spglib.get_symmetry_dataset(cell, symprec=PROMOTION_SYMPREC)
+    if dataset is None:
+        return None
+    system = crystal_system_of(int(dataset.number))
+    system = "hexagonal" if system == "trigonal" else system
+    if system not in _FAMILY_RANK or _FAMILY_RANK[system] <= _FAMILY_RANK[solution.system]:
+        return None
+    g_star = np.linalg.inv(dataset.std_lattice @ dataset.std_lattice.T)
+    params = {"cubic": [g_star[0, 0]], "tetragonal": [g_star[0, 0], g_star[2, 2]],
+              "hexagonal": [g_star[0, 0], g_star[2, 2]],
+              "orthorhombic": [g_star[0, 0], g_star[1, 1], g_star[2, 2]]}[system]
+    return _refine(system, np.array(params), two_theta, solution.zero_shift, loose, q_tol,
+                   wavelength)
+
+
+def _score(solution: CellSolution) -> float:
+    return (solution.m20 * SYMMETRY_PREFERENCE[solution.system]
+            / UNINDEXED_PENALTY ** solution.n_unindexed)
+
+
+def _search(system: str, two_theta: np.ndarray, zero: float, loose: np.ndarray,
+            q_tol: np.ndarray, wavelength: float) -> list[CellSolution]:
+    """Refined cells of one family from trials on lines corrected for a trial zero shift."""
+    q = _q_from_two_theta(two_theta - zero, wavelength)
+    params = _trials(system, q)
+    if len(params) == 0:
+        return []
+    # Trials are counted on the first lines only: a trial cell's small errors grow with
+    # angle, and refinement on the lines it does index removes them.
+    n_used = min(N_COUNTED, len(q))
+    counts = _count_indexed(system, params, q[:n_used], loose[:n_used])
+    keep = np.argsort(-counts, kind="stable")[:N_REFINED]
+    keep = keep[counts[keep] >= n_used - 2]
+    found = []
+    for row in params[keep]:
+        solution = _refine(system, row, two_theta, zero, loose, q_tol, wavelength)
+        if solution is not None:
+            found.append(solution)
+    return found
+
+
+def _count_indexed(system: str, params: np.ndarray, q: np.ndarray, q_tol: np.ndarray
+                   ) -> np.ndarray:
+    """How many of the lines each trial indexes."""
+    if len(params) == 0:
+        return np.zeros(0, np.int64)
+    # Chunks of similar cell size keep each chunk's table of (h, k) small.
+    order = np.argsort(params[:, :2].min(1))
+    counts = np.zeros(len(params), np.int64)
+    for chunk in np.array_split(order, max(1, len(order) // 200)):
+        counts[chunk] = (_misfit(system, params[chunk], q, q[-1]) < q_tol).sum(1)
+    return counts
+
+
+def _refine(system: str, params: np.ndarray, two_theta: np.ndarray, zero: float,
+            loose: np.ndarray, q_tol: np.ndarray, wavelength: float) -> CellSolution | None:
+    """Least-squares cell and zero shift from the lines a trial indexes; None if it degrades.
+
+    Lines are matched within the loose tolerance while refining, within ``q_tol`` at the end.
+    """
+    q = _q_from_two_theta(two_theta, wavelength)
+    slope = 2.0 * np.sin(np.radians(two_theta)) / wavelength ** 2 * np.radians(1.0)
+    # Lines are added in steps, so that each refinement extrapolates only a little.
+    for n_used in sorted({min(n, len(q)) for n in (N_COUNTED, 15, len(q), len(q))}) + [len(q)]:
+        q_corrected = q[:n_used] - zero * slope[:n_used]
+        calc, hkl = _nearest(system, params[None], q_corrected, q_corrected[-1])
+        indexed = np.abs(calc[0] - q_corrected) < loose[:n_used]
+        if indexed.sum() < len(params) + 2:
+            return None
+        design = np.column_stack([_terms(system, hkl[0][indexed]), slope[:n_used][indexed]])
+        solution, *_ = np.linalg.lstsq(design, q[:n_used][indexed], rcond=None)
+        new_params, zero = solution[:-1], float(solution[-1])
+        if abs(zero) > MAX_ZERO_SHIFT or not _metric_ok(system, new_params[None])[0]:
+            return None
+        params = new_params
+    q_corrected = q - zero * slope
+    if system == "orthorhombic":  # the usual setting a <= b <= c
+        params = np.sort(params)[::-1]
+    if system == "monoclinic":
+        params = _reduced_monoclinic(params)
+    return _solution(system, params, two_theta, q_corrected, q_tol, wavelength, zero)
+
+
+def _reduced_monoclinic(params: np.ndarray) -> np.ndarray:
+    """The same monoclinic lattice with the shortest a and c (Gauss reduction in the ac plane),
+    a <= c and β obtuse."""
+    a, b, c, _, beta, _ = _cell("monoclinic", params)
+    u = np.array([a, 0.0])
+    v = c * np.array([np.cos(np.radians(beta)), np.sin(np.radians(beta))])
+    while True:
+        if u @ u > v @ v:
+            u, v = v, u
+        m = np.rint((u @ v) / (u @ u))
+        if m == 0:
+            break
+        v = v - m * u
+    a, c = np.hypot(*u), np.hypot(*v)
+    cos_beta = -abs(u @ v) / (a * c)  # obtuse: flip one axis if needed
+    sin2 = 1.0 - cos_beta ** 2
+    return np.array([1 / (a * a * sin2), 1 / (b * b), 1 / (c * c * sin2),
+                     -2 * cos_beta / (a * c * sin2)])
+
+
+def _solution(system: str, params: np.ndarray, two_theta: np.ndarray, q: np.ndarray,
+              q_tol: np.ndarray, wavelength: float, zero: float) -> CellSolution | None:
+    q_max = q[-1] * 1.0005
+    limit = [int(np.ceil(np.sqrt(q_max) * axis)) + 1 for axis in _cell(system, params)[:3]]
+    if system == "hexagonal":
+        limit = [limit[0] * 2, limit[0] * 2, limit[2]]
+    table = _hkl_table(system, tuple(limit))
+    q_table = _terms(system, table) @ params
+    table, q_table = table[q_table <= q_max], q_table[q_table <= q_max]
+    misfit = np.abs(q_table[None, :] - q[:, None])
+    matches = misfit < q_tol[:, None]
+    indexed = matches.any(1)
+    if indexed.sum() < len(q) - 2:
+        return None
+    best = None
+    for centring in CENTRINGS[system]:
+        allowed = _allowed(centring, table)
+        if not all((matches[i] & allowed).any() for i in np.flatnonzero(indexed)):
+            continue
+        n_calc = len(np.unique(np.round(q_table[allowed] / q_max, 6)))
+        if best is None or n_calc < best[1]:
+            best = (centring, n_calc, allowed)
+    if best is None:
+        return None
+    centring, n_calc, allowed = best
+    errors = np.where(matches & allowed[None, :], misfit, np.inf).min(1)[indexed]
+    m20 = float(q[-1] / (2.0 * max(errors.mean(), 1e-7 * q[-1]) * n_calc))
+    lines = []
+    for i, tt in enumerate(two_theta):
+        hits = np.flatnonzero(matches[i] & allowed)
+        hkl = tuple(tuple(int(x) for x in table[j]) for j in hits[np.argsort(misfit[i, hits])][:3])
+        calc = float(_two_theta_from_q(q_table[hits[np.argmin(misfit[i, hits])]], wavelength)
+                     + zero) if len(hits) else None
+        lines.append(IndexedLine(float(tt), calc, hkl))
+    return CellSolution(system, centring, tuple(float(x) for x in _cell(system, params)),
+                        float(_volume(system, params[None])[0]), m20,
+                        int(len(q) - indexed.sum()), zero, tuple(lines))
+
+
+def _distinct(solutions: list[CellSolution]) -> list[CellSolution]:
+    """Drop solutions that repeat an earlier one's family and primitive volume."""
+    kept: list[CellSolution] = []
+    for solution in solutions:
+        reduced = solution.volume / solution.lattice_points
+        if not any(s.system == solution.system and abs(s.volume / s.lattice_points - reduced)
+                   < 0.01 * reduced for s in kept):
+            kept.append(solution)
+    return kept
+
+
+KA2_RATIO = CU_KA2 / CU_KA1
+# Peaks weaker than this fraction of the strongest (after the background) are not picked.
+PEAK_PROMINENCE = 0.02
+# Half-width of the smoothing window, degrees, and the noise threshold for a peak.
+SMOOTHING_DEG = 0.035
+NOISE_SIGMAS = 4.0
+
+
+def pick_peaks(two_theta: np.ndarray, intensity: np.ndarray, background: np.ndarray | None = None,
+               prominence: float = PEAK_PROMINENCE, ka2: bool = True) -> np.ndarray:
+    """Peak positions (2θ, degrees) of a measured profile, for indexing.
+
+    Each maximum is refined by a parabola through its highest points, so positions are better
+    than the measuring step. With ``ka2``, a peak where the Cu Kα2 line of a stronger
+    neighbour falls (within two steps, at most 3/4 of its height) is dropped as that line.
+
+    Args:
+        two_theta: ascending angles, degrees.
+        intensity: counts or scaled intensities at those angles.
+        background: subtracted first when given.
+        prominence: smallest peak prominence, as a fraction of the strongest peak.
+        ka2: drop Kα2 shoulders.
+    """
+    from scipy.signal import find_peaks as scipy_find_peaks
+
+    tt = np.asarray(two_theta, dtype=np.float64)
+    y = np.asarray(intensity, dtype=np.float64)
+    if background is not None:
+        y = y - background
+    finite = np.isfinite(tt) & np.isfinite(y)
+    tt, y = tt[finite], y[finite]
+    if tt.size < 5 or np.ptp(y) <= 0:
+        return np.zeros(0)
+    step = float(np.median(np.diff(tt)))
+    # Smoothing over about 0.07° and a threshold of several noise s.d. keep counting noise
+    # from being picked; the noise is measured as the spread of the data about the smoothed curve.
+    from scipy.signal import savgol_filter
+
+    window = int(np.clip(round(SMOOTHING_DEG / max(step, 1e-6)), 2, 50)) * 2 + 1
+    smooth = savgol_filter(y, min(window, tt.size - (1 - tt.size % 2)), 2) if tt.size > window else y
+    # Counting noise grows with the signal, so it is measured locally (over about 2°).
+    from scipy.ndimage import median_filter
+
+    noise = 1.4826 * median_filter(np.abs(y - smooth), size=int(round(2.0 / max(step, 1e-6))) | 1,
+                                   mode="nearest")
+    y = smooth - smooth.min()
+    indices, properties = scipy_find_peaks(y, prominence=prominence * y.max(),
+                                           distance=max(1, int(round(0.04 / max(step, 1e-6)))))
+    indices = indices[properties["prominences"] >= NOISE_SIGMAS * noise[indices]]
+    inner = indices[(indices > 0) & (indices < len(y) - 1)]
+    left, mid, right = y[inner - 1], y[inner], y[inner + 1]
+    curvature = left - 2 * mid + right
+    offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0)
+    positions = tt[inner] + np.clip(offset, -0.5, 0.5) * step
+    heights = mid
+    if ka2 and len(positions) > 1:
+        ka2_at = 2 * np.degrees(np.arcsin(np.clip(np.sin(np.radians(positions / 2)) * KA2_RATIO, 0, 1)))
+        shoulder = np.zeros(len(positions), bool)
+        for i, expected in enumerate(ka2_at):
+            j = np.argmin(np.abs(positions - expected))
+            if j != i and abs(positions[j] - expected) < 2 * step + 0.01 and heights[j] <= 0.75 * heights[i]:
+                shoulder[j] = True
+        positions = positions[~shoulder]
+    return positions
+
+
+def pattern_peaks(pattern) -> np.ndarray:
+    """Peak positions (2θ, degrees) of a read :class:`core.readers.MeasuredPattern` for
+    indexing: a stick list's own lines, or the peaks picked from a profile after a SNIP
+    background (Kα2 shoulders dropped when the wavelength is copper's or not given)."""
+    from core.preprocess import estimate_background
+
+    two_theta = np.asarray(pattern.two_theta, dtype=np.float64)
+    intensity = np.asarray(pattern.intensity, dtype=np.float64)
+    if pattern.is_sticks:
+        return np.sort(two_theta[intensity > 0])
+    copper = pattern.wavelength is None or abs(pattern.wavelength - CU_KA) < 0.01
+    return pick_peaks(two_theta, intensity, estimate_background(two_theta, intensity, "snip"),
+                      ka2=copper)

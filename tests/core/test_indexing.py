@@ -1,0 +1,139 @@
+"""Indexing finds the cells of patterns simulated with pymatgen from structures of known cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from core.grid import CU_KA, CU_KA1, CU_KA2, TwoThetaGrid
+from core.indexing import CellSolution, index_pattern, pattern_peaks, pick_peaks
+from core.readers import MeasuredPattern
+from core.rendering import render
+from core.simulation import simulate
+
+
+def _lines(structure: Structure, strongest: float = 1.0) -> np.ndarray:
+    """Peak positions a diffractometer would show: sticks of at least ``strongest`` % height."""
+    peaks = simulate(structure)
+    return peaks.two_theta[peaks.intensity >= strongest]
+
+
+def _close(solution: CellSolution, cell: tuple[float, ...], rel: float = 2e-3) -> bool:
+    return np.allclose(solution.cell[:3], cell[:3], rtol=rel) and \
+        np.allclose(solution.cell[3:], cell[3:], atol=0.2)
+
+
+STRUCTURES = {
+    "rock salt": (Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.640), ["Na", "Cl"],
+                                            [[0, 0, 0], [0.5, 0.5, 0.5]]),
+                  "cubic", "F", (5.640, 5.640, 5.640, 90, 90, 90)),
+    "CsCl": (Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.123), ["Cs", "Cl"],
+                                       [[0, 0, 0], [0.5, 0.5, 0.5]]),
+             "cubic", "P", (4.123, 4.123, 4.123, 90, 90, 90)),
+    "rutile": (Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
+                                         [[0, 0, 0], [0.3048, 0.3048, 0]]),
+               "tetragonal", "P", (4.594, 4.594, 2.959, 90, 90, 90)),
+    "quartz": (Structure.from_spacegroup("P3_221", Lattice.hexagonal(4.913, 5.405), ["Si", "O"],
+                                         [[0.4697, 0, 0], [0.4135, 0.2669, 0.1191]]),
+               "hexagonal", "P", (4.913, 4.913, 5.405, 90, 90, 120)),
+    "corundum": (Structure.from_spacegroup("R-3c", Lattice.hexagonal(4.759, 12.991), ["Al", "O"],
+                                           [[0, 0, 0.3523], [0.3064, 0, 0.25]]),
+                 "hexagonal", "R", (4.759, 4.759, 12.991, 90, 90, 120)),
+    "orthorhombic P": (Structure.from_spacegroup("Pnma", Lattice.orthorhombic(5.21, 6.37, 7.83),
+                                                 ["Mg", "Si", "O"],
+                                                 [[0.13, 0.25, 0.61], [0.41, 0.25, 0.09],
+                                                  [0.29, 0.04, 0.83]]),
+                       "orthorhombic", "P", (5.21, 6.37, 7.83, 90, 90, 90)),
+    "monoclinic P": (Structure.from_spacegroup("P2_1/c", Lattice.monoclinic(5.43, 7.12, 6.28, 103.4),
+                                               ["Zn", "O"], [[0.21, 0.12, 0.37], [0.33, 0.41, 0.08]]),
+                     "monoclinic", "P", (5.43, 7.12, 6.28, 90, 103.4, 90)),
+}
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_finds_the_cell_and_centring_of_simulated_sticks(name):
+    structure, system, centring, cell = STRUCTURES[name]
+    best = index_pattern(_lines(structure), CU_KA)[0]
+    assert (best.system, best.centring) == (system, centring)
+    assert _close(best, cell), best.cell
+    assert best.n_unindexed == 0 and best.m20 > 20
+
+
+def test_indexed_lines_carry_their_miller_indices():
+    structure = STRUCTURES["rock salt"][0]
+    best = index_pattern(_lines(structure), CU_KA)[0]
+    first, second = best.lines[:2]
+    assert first.hkl[0] == (1, 1, 1) and sorted(second.hkl[0]) == [0, 0, 2]
+    assert abs(first.two_theta_calc - first.two_theta) < 1e-3
+    assert best.bravais_lattice == "cF" and best.lattice_points == 4
+
+
+def test_a_zero_shift_is_refined():
+    structure, _, _, cell = STRUCTURES["orthorhombic P"]
+    best = index_pattern(_lines(structure) + 0.06, CU_KA)[0]
+    assert best.system == "orthorhombic" and _close(best, cell, rel=3e-3)
+    assert best.zero_shift == pytest.approx(0.06, abs=0.01)
+
+
+def test_a_foreign_line_is_left_unindexed_and_noted():
+    structure, system, _, cell = STRUCTURES["rutile"]
+    lines = np.sort(np.append(_lines(structure), 21.37))
+    best = index_pattern(lines, CU_KA)[0]
+    assert best.system == system and _close(best, cell)
+    assert best.n_unindexed == 1
+    assert [line.hkl for line in best.lines if abs(line.two_theta - 21.37) < 1e-6] == [()]
+
+
+def test_too_few_or_unusable_lines_give_no_solution():
+    assert index_pattern(np.array([]), CU_KA) == []
+    assert index_pattern(np.array([10.0, 20.0, np.nan, 30.0]), CU_KA) == []
+
+
+def test_random_positions_are_not_indexed_convincingly():
+    rng = np.random.default_rng(3)
+    lines = np.sort(rng.uniform(8, 60, 20))
+    solutions = index_pattern(lines, CU_KA)
+    assert all(s.m20 < 10 or s.n_unindexed > 0 for s in solutions)
+
+
+def _measured_profile(structure: Structure, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A Cu Kα1 + Kα2 profile at a 0.01° step with a sloping background and counting noise."""
+    peaks = simulate(structure)
+    grid = TwoThetaGrid(5.0, 90.0, 0.01)
+    ka2 = 2 * np.degrees(np.arcsin(np.sin(np.radians(peaks.two_theta / 2)) * CU_KA2 / CU_KA1))
+    positions = np.concatenate([peaks.two_theta, ka2])[None]
+    heights = np.concatenate([peaks.intensity, 0.5 * peaks.intensity])[None]
+    angles = grid.angles.astype(np.float64)
+    signal = render(positions, heights, grid, fwhm=0.08, eta=0.4)[0] * 5000
+    counts = rng.poisson(signal + 200 - angles)
+    return angles, counts.astype(np.float64)
+
+
+def test_peaks_picked_from_a_noisy_doublet_profile_index_the_cell():
+    structure, system, centring, cell = STRUCTURES["rutile"]
+    angles, counts = _measured_profile(structure, np.random.default_rng(0))
+    pattern = MeasuredPattern("rutile.xy", angles, counts, CU_KA, None, {}, "xy")
+    picked = pattern_peaks(pattern)
+    true_lines = _lines(structure)
+    first = true_lines[true_lines < 60]
+    assert np.all(np.min(np.abs(picked[:, None] - first[None]), axis=0) < 0.03)
+    best = index_pattern(picked, CU_KA)[0]
+    assert (best.system, best.centring) == (system, centring) and _close(best, cell, rel=3e-3)
+
+
+def test_pick_peaks_drops_ka2_shoulders_and_ignores_flat_or_tiny_input():
+    structure = STRUCTURES["CsCl"][0]
+    angles, counts = _measured_profile(structure, np.random.default_rng(1))
+    with_doublet = pick_peaks(angles, counts, ka2=False)
+    without = pick_peaks(angles, counts)
+    assert len(without) < len(with_doublet)
+    assert len(pick_peaks(angles, np.full_like(angles, 7.0))) == 0
+    assert len(pick_peaks(angles[:3], counts[:3])) == 0
+
+
+def test_stick_lists_are_indexed_from_their_own_lines():
+    structure = STRUCTURES["quartz"][0]
+    peaks = simulate(structure)
+    pattern = MeasuredPattern("quartz.dif", peaks.two_theta, peaks.intensity, CU_KA, None, {}, "dif")
+    assert np.array_equal(pattern_peaks(pattern), np.sort(peaks.two_theta))
