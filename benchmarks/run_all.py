@@ -25,13 +25,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS_FILE = "results.md"
-SECTIONS = ("speed", "accuracy", "selection", "robustness")
+SECTIONS = ("speed", "accuracy", "selection", "robustness", "indexing")
 SECTION_TITLES = {"speed": "Speed", "accuracy": "Accuracy",
                   "selection": "Model selection (project-generated data)",
-                  "robustness": "Robustness (project-generated data)"}
+                  "robustness": "Robustness (project-generated data)",
+                  "indexing": "Indexing (real data)"}
 SECTION_COMMANDS = {"speed": "python benchmarks/speed.py", "accuracy": "python benchmarks/accuracy.py",
                     "selection": "python benchmarks/selection.py --models ... --datasets ...",
-                    "robustness": "python benchmarks/robustness.py"}
+                    "robustness": "python benchmarks/robustness.py",
+                    "indexing": "python benchmarks/indexing.py"}
 
 HEADER = """# Benchmark results
 
@@ -174,15 +176,16 @@ def _finite(value):
 
 def rewrite_results(out_dir: Path) -> Path:
     """Rebuild ``results.md`` in full from ``speed.json``, ``accuracy.json``,
-    ``selection.json`` and ``robustness.json``."""
+    ``selection.json``, ``robustness.json`` and ``indexing.json``."""
     import accuracy
+    import indexing
     import robustness
     import selection
     import speed
 
     sections = {}
     for name, module in (("speed", speed), ("accuracy", accuracy), ("selection", selection),
-                         ("robustness", robustness)):
+                         ("robustness", robustness), ("indexing", indexing)):
         path = out_dir / module.JSON_FILE
         if path.exists():
             sections[name] = module.markdown(json.loads(path.read_text(encoding="utf-8")))

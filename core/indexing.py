@@ -23,6 +23,11 @@ import numpy as np
 from core.grid import CU_KA, CU_KA1, CU_KA2
 
 SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic")
+# The crystal family each crystal system's cell is searched as (a cell alone cannot tell a
+# trigonal crystal with a hexagonal lattice from a hexagonal one).
+FAMILY_OF_SYSTEM = {"triclinic": "triclinic", "monoclinic": "monoclinic",
+                    "orthorhombic": "orthorhombic", "tetragonal": "tetragonal",
+                    "trigonal": "hexagonal", "hexagonal": "hexagonal", "cubic": "cubic"}
 CENTRINGS = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
              "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I")}
 # Lines used: de Wolff's M20 is defined on the first 20.

@@ -284,7 +284,11 @@ if cells and cells[0] == cell_key:
     if solutions:
         st.dataframe(data.cells_table(solutions), width="stretch", hide_index=True,
                      key="classify_cells_table")
-        with st.expander(f"Lines indexed by the best cell ({solutions[0].bravais_lattice})"):
+        lattice = solutions[0].bravais_lattice
+        st.markdown(f"Space groups of lattice **{lattice}** that the network finds most probable:")
+        st.dataframe(data.groups_of_lattice(prediction, solutions[0]), width="stretch",
+                     hide_index=True, key="classify_lattice_groups")
+        with st.expander(f"Lines indexed by the best cell ({lattice})"):
             st.dataframe(data.indexed_lines_table(solutions[0]), width="stretch",
                          hide_index=True, key="classify_lines_table")
         st.caption("Cells are ranked by M20 (de Wolff), favouring higher symmetry and "

@@ -29,7 +29,7 @@ import pandas as pd
 from core.classify import Classifier, Prediction
 from core.evaluation import Metrics, evaluate, system_confusion
 from core.explain import PeakInfluence
-from core.indexing import CONVINCING_M20, CellSolution
+from core.indexing import CONVINCING_M20, FAMILY_OF_SYSTEM, CellSolution
 from core.preprocess import Preprocessing
 from core.readers import DEFAULT_MAX_BYTES, PatternReadError, read_dif
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -321,6 +321,25 @@ def indexed_lines_table(solution: CellSolution) -> pd.DataFrame:
     })
 
 
+def groups_of_lattice(prediction: Prediction, solution: CellSolution, rows: int = 5) -> pd.DataFrame:
+    """The network's most probable space groups among those of the cell's Bravais lattice,
+    with their probability and their share of that lattice's total."""
+    from core.symmetry import bravais_lattice_of
+
+    probabilities = np.asarray(prediction.probabilities, dtype=np.float64)
+    numbers = [n for n in range(1, 231) if bravais_lattice_of(n) == solution.bravais_lattice]
+    numbers.sort(key=lambda n: -probabilities[n - 1])
+    total = probabilities[[n - 1 for n in numbers]].sum()
+    shown = numbers[:rows]
+    return pd.DataFrame({
+        "number": shown,
+        "symbol": [by_number(n).symbol for n in shown],
+        "probability": [round(float(probabilities[n - 1]), 4) for n in shown],
+        "share of the lattice": [round(float(probabilities[n - 1] / total), 4) if total > 0 else 0.0
+                                 for n in shown],
+    })
+
+
 def indexing_verdict(solutions: Sequence[CellSolution], prediction: Prediction) -> str:
     """One sentence on the best cell and whether it agrees with the network."""
     if not solutions:
@@ -331,8 +350,7 @@ def indexing_verdict(solutions: Sequence[CellSolution], prediction: Prediction) 
                 "plausible" if best.m20 >= 10 else "weak")
     family = {"hexagonal": "hexagonal or trigonal"}.get(best.system, best.system)
     network_system, probability = prediction.crystal_systems[0]
-    agrees = network_system == best.system or (best.system == "hexagonal"
-                                               and network_system in ("trigonal", "hexagonal"))
+    agrees = FAMILY_OF_SYSTEM[network_system] == best.system
     return (f"Best cell: {family}, lattice {best.bravais_lattice}, M20 = {best.m20:.1f} with "
             f"{best.n_unindexed} of {len(best.lines)} lines unindexed ({strength}). The network's "
             f"most probable crystal system, {network_system} ({probability:.0%}), "

@@ -43,7 +43,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def _repo_results() -> dict:
     """Modification times of the repository's own result files (they must not change)."""
     return {name: (BENCHMARKS / name).stat().st_mtime_ns if (BENCHMARKS / name).exists() else None
-            for name in ("results.md", "speed.json", "accuracy.json", "robustness.json")}
+            for name in ("results.md", "speed.json", "accuracy.json", "robustness.json",
+                         "indexing.json")}
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +342,27 @@ def test_selection_holds_out_each_part_of_a_model_trained_on_several_datasets(
     sizes = {e["set"]: e["metrics"]["n"] for e in data["results"] if e["model"] == "two_sets"}
     assert sizes == {f"{d.name} test split": len(store.split(d, 0.1, 0.2).test)
                      for d in (small_dataset, other)}
+
+
+def test_indexing_scores_the_best_cell_of_each_real_set(tmp_path):
+    before = _repo_results()
+    _run(str(BENCHMARKS / "indexing.py"), "--quick", "--out", str(tmp_path))
+    assert _repo_results() == before
+    data = json.loads((tmp_path / "indexing.json").read_text())
+    assert data["quick"] is True and data["date"]
+    expected = [name for folder, name in ((RRUFF_DEV, "RRUFF rruff_dev, measured (quick run)"),
+                                          (RRUFF_DEV, "RRUFF rruff_dev, DIF peak lists (quick run)"),
+                                          (COD_CIFS, "COD cod_cifs, simulated (quick run)"))
+                if folder.exists()]
+    assert [entry["set"] for entry in data["results"]] == expected
+    assert len(data["skipped"]) == (not RRUFF_DEV.exists()) + (not COD_CIFS.exists())
+    for entry in data["results"]:
+        assert 0 < entry["n"] <= 12
+        assert entry["n"] >= entry["found"] >= entry["family_right"] >= entry["lattice_right"] >= 0
+        assert entry["volume_right"] <= entry["found"]
+        assert entry["convincing"]["n"] <= entry["found"]
+        assert sum(s["n"] for s in entry["by_system"].values()) == entry["n"]
+    text = (tmp_path / "results.md").read_text()
+    start, end = text.index("<!-- indexing -->"), text.index("<!-- /indexing -->")
+    assert "## Indexing (real data)" in text[start:end]
+    assert "Not run yet: `python benchmarks/speed.py`" in text

@@ -375,3 +375,10 @@ def test_indexing_tables_and_verdict():
     assert data.indexing_verdict(solutions, tetragonal).endswith("tetragonal (80%), agrees.")
     assert data.indexing_verdict(solutions, cubic).endswith("cubic (60%), does not agree.")
     assert data.indexing_verdict([], cubic).startswith("No cubic to monoclinic cell")
+    probabilities = np.full(230, 0.001)
+    probabilities[[135, 126, 224]] = [0.3, 0.2, 0.4]  # P4_2/mnm, P4/mbm, Fm-3m (not tP)
+    ranked = data.groups_of_lattice(Prediction("r.xy", probabilities=probabilities), solutions[0], 3)
+    assert list(ranked["number"]) == [136, 127, 75]
+    assert list(ranked["symbol"][:2]) == ["P4_2/mnm", "P4/mbm"]
+    share = 0.3 / (0.5 + 0.001 * 47)  # 49 groups have lattice tP
+    assert ranked["share of the lattice"][0] == pytest.approx(share, abs=1e-4)
