@@ -116,3 +116,20 @@ def test_compare_shows_confusion_matrices(page, tiny_model):
     assert not problems.count(), problems.all_text_contents()
     assert_no_exception(page)
     screenshot(page, "compare")
+
+
+def test_classify_indexes_the_uploaded_pattern_on_request(page):
+    open_app_page(page, "/classify", "Classify patterns")
+    upload(page, [EXAMPLE])
+    check_top_five(page)
+    expect(page.get_by_text("Index this pattern")).to_be_visible()
+    tables = page.locator('[data-testid="stDataFrame"]')
+    expect(tables.last).to_be_visible()
+    before = tables.count()
+    page.get_by_role("button", name="Find the unit cell").click()
+    verdict = page.get_by_text(re.compile(r"^Best cell: cubic, lattice cF, M20 = "))
+    expect(verdict).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^Space groups of lattice cF"))).to_be_visible()
+    assert tables.count() >= before + 2  # the cells, and the groups of the cell's lattice
+    assert_no_exception(page)
+    screenshot(page, "classify_index")
