@@ -14,6 +14,8 @@ import numpy as np
 
 from core import registry
 from core.evaluation import crystal_system_probabilities
+from core.grid import CU_KA
+from core.indexing import RERANK_M20, CellSolution, index_pattern, pattern_peaks, rerank
 from core.paths import BUNDLED_MODEL
 from core.prior import adjust_for_prior
 from core.preprocess import Preprocessed, Preprocessing, to_grid
@@ -39,6 +41,8 @@ class Prediction:
         error: why the file could not be classified (then the lists are empty).
         true_sg: ground truth when the input carries it.
         preprocessed: the model input and what was done to get it (for plotting).
+        indexed: whether the ranking was re-weighted by indexing (``index=True``).
+        cell: the best indexed cell (None if none was found or indexing was not asked for).
     """
 
     file: str
@@ -49,14 +53,16 @@ class Prediction:
     true_sg: int | None = None
     pattern: MeasuredPattern | None = None
     preprocessed: Preprocessed | None = None
+    indexed: bool = False
+    cell: CellSolution | None = None
 
     @property
     def low_confidence(self) -> bool:
         return bool(self.space_groups) and self.space_groups[0][2] < LOW_CONFIDENCE
 
     def to_json(self) -> dict:
-        """The CLI's JSON schema (one object per file)."""
-        return {
+        """The CLI's JSON schema (one object per file; ``cell`` only with ``--index``)."""
+        result = {
             "file": self.file,
             "space_group": [{"number": n, "symbol": s, "probability": round(p, 6)}
                             for n, s, p in self.space_groups],
@@ -64,6 +70,13 @@ class Prediction:
                                for name, p in self.crystal_systems],
             "error": self.error,
         }
+        if self.indexed:
+            cell = self.cell
+            result["cell"] = None if cell is None else {
+                "bravais_lattice": cell.bravais_lattice, "cell": [round(v, 5) for v in cell.cell],
+                "m20": round(cell.m20, 2), "unindexed": cell.n_unindexed,
+                "used": cell.m20 >= RERANK_M20}
+        return result
 
 
 class Classifier:
@@ -136,8 +149,14 @@ class Classifier:
 
     def classify_patterns(self, patterns: Sequence[MeasuredPattern], names: Sequence[str] | None = None,
                           top: int = 5, wavelength: float | None = None,
-                          preprocessing: Preprocessing | None = None) -> list[Prediction]:
-        """Rank space groups for already-read patterns."""
+                          preprocessing: Preprocessing | None = None,
+                          index: bool = False) -> list[Prediction]:
+        """Rank space groups for already-read patterns.
+
+        With ``index``, each pattern is also indexed (:mod:`core.indexing`, about a second
+        each) and, when its best cell is convincing (M20 >= ``RERANK_M20``), the ranking is
+        re-weighted towards the groups of that cell's lattice (:func:`core.indexing.rerank`).
+        """
         names = list(names) if names is not None else [p.name for p in patterns]
         inputs, details = self.inputs(patterns, wavelength, preprocessing)
         probabilities = self.predict_inputs(inputs)
@@ -146,32 +165,42 @@ class Classifier:
             if isinstance(detail, Exception):
                 predictions.append(Prediction(file=name, error=str(detail), pattern=pattern))
                 continue
-            predictions.append(self._prediction(name, probabilities[row], top, pattern, detail))
+            cell = None
+            if index:
+                cells = index_pattern(pattern_peaks(pattern), wavelength or pattern.wavelength or CU_KA)
+                cell = cells[0] if cells else None
+                probabilities[row] = rerank(probabilities[row], cell, self.metadata.classes)
+            prediction = self._prediction(name, probabilities[row], top, pattern, detail)
+            prediction.indexed, prediction.cell = index, cell
+            predictions.append(prediction)
             row += 1
         return predictions
 
     def classify_files(self, files: Sequence[str | Path], top: int = 5,
                        wavelength: float | None = None,
-                       preprocessing: Preprocessing | None = None) -> list[Prediction]:
+                       preprocessing: Preprocessing | None = None,
+                       index: bool = False) -> list[Prediction]:
         """Read and classify files; unreadable ones get a :class:`Prediction` with an error."""
-        return self.classify_sources([(str(f), f) for f in files], top, wavelength, preprocessing)
+        return self.classify_sources([(str(f), f) for f in files], top, wavelength, preprocessing,
+                                     index)
 
     def classify_sources(self, sources: Sequence[tuple[str, str | Path | bytes]], top: int = 5,
                          wavelength: float | None = None,
-                         preprocessing: Preprocessing | None = None) -> list[Prediction]:
+                         preprocessing: Preprocessing | None = None,
+                         index: bool = False) -> list[Prediction]:
         """Classify (name, path-or-bytes) pairs, in order; each failure is reported on its own."""
         readable, results = [], {}
-        for index, (name, source) in enumerate(sources):
+        for position, (name, source) in enumerate(sources):
             try:
                 pattern = read_pattern(source, name=Path(name).name if isinstance(source, bytes) else None)
-                readable.append((index, name, pattern))
+                readable.append((position, name, pattern))
             except PatternReadError as exc:
-                results[index] = Prediction(file=name, error=_with_name(str(exc), name))
+                results[position] = Prediction(file=name, error=_with_name(str(exc), name))
         predictions = self.classify_patterns([p for _, _, p in readable],
                                              [n for _, n, _ in readable], top, wavelength,
-                                             preprocessing)
-        for (index, _, _), prediction in zip(readable, predictions):
-            results[index] = prediction
+                                             preprocessing, index)
+        for (position, _, _), prediction in zip(readable, predictions):
+            results[position] = prediction
         return [results[i] for i in range(len(sources))]
 
     def _prediction(self, name: str, probabilities: np.ndarray, top: int,

@@ -27,6 +27,7 @@ def _progress_bar(description: str, total: int | None = None):
 
 def cmd_classify(args) -> int:
     from core.classify import Classifier
+    from core.indexing import RERANK_M20
     from core.preprocess import Preprocessing
     from core.registry import ModelError
 
@@ -40,7 +41,7 @@ def cmd_classify(args) -> int:
         preprocessing = Preprocessing(background=args.background or "none",
                                       smoothing=args.smoothing or 0)
     predictions = classifier.classify_files(args.files, top=args.top, wavelength=args.wavelength,
-                                            preprocessing=preprocessing)
+                                            preprocessing=preprocessing, index=args.index)
     for prediction in predictions:
         if args.json:
             print(json.dumps(prediction.to_json()))
@@ -49,7 +50,13 @@ def cmd_classify(args) -> int:
         else:
             ranked = ", ".join(f"{n} {s} ({p:.2f})" for n, s, p in prediction.space_groups)
             system, probability = prediction.crystal_systems[0]
-            print(f"{prediction.file}: {ranked} | {system} ({probability:.2f})")
+            cell = ""
+            if prediction.indexed:
+                found = prediction.cell
+                cell = (" | no cell" if found is None else
+                        f" | cell {found.bravais_lattice} M20 {found.m20:.1f}"
+                        f"{'' if found.m20 >= RERANK_M20 else ' (not used)'}")
+            print(f"{prediction.file}: {ranked} | {system} ({probability:.2f}){cell}")
     return 1 if any(p.error for p in predictions) else 0
 
 
@@ -309,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--raw-output", action="store_true",
                    help="the network's own probabilities, not re-weighted to real-world "
                         "space-group frequencies")
+    c.add_argument("--index", action="store_true",
+                   help="also index each pattern and, where the cell is convincing, favour the "
+                        "space groups of its lattice (about a second per file)")
     c.set_defaults(func=cmd_classify)
 
     x = sub.add_parser("index", help="find unit cells that index a pattern's first 20 peaks")

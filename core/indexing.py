@@ -517,6 +517,14 @@ def _distinct(solutions: list[CellSolution]) -> list[CellSolution]:
 
 
 KA2_RATIO = CU_KA2 / CU_KA1
+
+# Re-ranking a network's space groups by an indexed cell (an option; not used unless asked).
+# Chosen on project data (held-out train_v12 crystals, work recorded in docs/model-history.md):
+# below RERANK_M20 the cell is ignored; above it, groups of another centring in the cell's
+# family keep RERANK_SAME_FAMILY of their probability, groups of other families RERANK_OTHER.
+RERANK_M20 = 40.0
+RERANK_SAME_FAMILY = 0.1
+RERANK_OTHER = 0.01
 # Peaks weaker than this fraction of the strongest (after the background) are not picked.
 PEAK_PROMINENCE = 0.02
 # Half-width of the smoothing window, degrees, and the noise threshold for a peak.
@@ -595,3 +603,23 @@ def pattern_peaks(pattern) -> np.ndarray:
     copper = pattern.wavelength is None or abs(pattern.wavelength - CU_KA) < 0.01
     return pick_peaks(two_theta, intensity, estimate_background(two_theta, intensity, "snip"),
                       ka2=copper)
+
+
+def lattice_weights(solution: CellSolution | None, classes) -> np.ndarray:
+    """Weight of each class (a space-group number) given an indexed cell: 1 for groups of the
+    cell's Bravais lattice, :data:`RERANK_SAME_FAMILY` for other groups of its family,
+    :data:`RERANK_OTHER` for the rest; all 1 without a cell of M20 >= :data:`RERANK_M20`."""
+    from core.symmetry import bravais_lattice_of, crystal_system_of
+
+    classes = [int(n) for n in classes]
+    if solution is None or solution.m20 < RERANK_M20:
+        return np.ones(len(classes))
+    return np.array([1.0 if bravais_lattice_of(n) == solution.bravais_lattice else
+                     RERANK_SAME_FAMILY if FAMILY_OF_SYSTEM[crystal_system_of(n)] == solution.system
+                     else RERANK_OTHER for n in classes])
+
+
+def rerank(probabilities: np.ndarray, solution: CellSolution | None, classes) -> np.ndarray:
+    """Class probabilities re-weighted by :func:`lattice_weights` and renormalised."""
+    weighted = np.asarray(probabilities, dtype=np.float64) * lattice_weights(solution, classes)
+    return weighted / weighted.sum()

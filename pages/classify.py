@@ -13,7 +13,7 @@ from core.classify import LOW_CONFIDENCE, RAW_OUTPUT, Classifier
 from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
-from core.indexing import index_pattern, pattern_peaks
+from core.indexing import RERANK_M20, index_pattern, pattern_peaks
 from core.paths import BUNDLED_MODEL
 from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
 from core.registry import ModelError
@@ -105,6 +105,11 @@ with st.sidebar:
     preprocessing = Preprocessing(
         background=background, smoothing=int(smoothing),
         two_theta_range=None if tuple(crop) == full_range else tuple(crop))
+    use_cell = st.toggle("Re-rank with the indexed cell", value=False, key="classify_rerank",
+                         help="Index each pattern (about a second per file) and, where the "
+                              f"cell is convincing (M20 >= {RERANK_M20:g}), favour the space "
+                              "groups of its lattice. Off by default: see the README for what "
+                              "it changes on real patterns.")
     st.caption(f"Model grid: {grid.start:g}–{grid.stop:g}° in steps of {grid.step:g}° "
                f"({classifier.metadata.input_type} input).")
 
@@ -143,23 +148,23 @@ if not files:
 
 
 # ----------------------------------------------------------------------------- classify
-def classify(files, wavelength, preprocessing) -> data.UploadResult:
+def classify(files, wavelength, preprocessing, use_cell) -> data.UploadResult:
     """Classify, reusing the last result while the files and settings are unchanged."""
     digest = hashlib.sha256(repr((model_name, id(loaded), classifier.adjust_prior, wavelength,
-                                  preprocessing.to_dict())).encode())
+                                  preprocessing.to_dict(), use_cell)).encode())
     for name, content in files:
         digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
     cached = st.session_state.get("classify_result")
     if cached and cached[0] == digest.hexdigest():
         return cached[1]
     with st.spinner(f"Classifying {len(files)} file{'s' * (len(files) != 1)}…"):
-        result = data.classify_uploads(classifier, files, 5, wavelength, preprocessing)
+        result = data.classify_uploads(classifier, files, 5, wavelength, preprocessing, use_cell)
     st.session_state["classify_result"] = (digest.hexdigest(), result)
     return result
 
 
 try:
-    result = classify(files, wavelength, preprocessing)
+    result = classify(files, wavelength, preprocessing, use_cell)
 except Exception as exc:  # the app stays up whatever the model or a file does
     st.error(f"Classification failed: {exc.__class__.__name__}: {exc}")
     st.stop()
@@ -226,6 +231,13 @@ st.caption(f"Read as **{pattern.kind}**, {pattern.two_theta.size} "
            f"{'peaks' if pattern.is_sticks else 'points'}; wavelength "
            f"{wavelength or pattern.wavelength or CU_KA:g} Å ({source}); 2θ covered on the "
            f"model grid: {prepared.coverage[0]:g}–{prepared.coverage[1]:g}°.")
+if prediction.indexed:
+    found = prediction.cell
+    st.caption("Re-ranked with the indexed cell: " + (
+        "no cell was found, so the network's ranking stands." if found is None else
+        f"best cell {found.bravais_lattice}, M20 = {found.m20:.1f}, " + (
+            "so groups of that lattice are favoured." if found.m20 >= RERANK_M20 else
+            f"below {RERANK_M20:g}, so the network's ranking stands.")))
 top_number, top_symbol, top_probability = prediction.space_groups[0]
 if prediction.low_confidence:
     st.warning(f"Low confidence: the best space group, {top_number} {top_symbol}, has only "

@@ -238,11 +238,13 @@ def expand_uploads(files: Sequence[tuple[str, bytes]]) -> UploadBatch:
 
 def classify_uploads(classifier: Classifier, files: Sequence[tuple[str, bytes]], top: int = 5,
                      wavelength: float | None = None,
-                     preprocessing: Preprocessing | None = None) -> UploadResult:
-    """Classify uploaded files (zips unpacked); each bad file gets its own error."""
+                     preprocessing: Preprocessing | None = None,
+                     index: bool = False) -> UploadResult:
+    """Classify uploaded files (zips unpacked); each bad file gets its own error. ``index``
+    re-ranks by each pattern's indexed cell, as ``classify --index`` does."""
     batch = expand_uploads(files)
     readable = [(name, content) for name, content in batch.entries if isinstance(content, bytes)]
-    classified = iter(classifier.classify_sources(readable, top, wavelength, preprocessing))
+    classified = iter(classifier.classify_sources(readable, top, wavelength, preprocessing, index))
     predictions = [next(classified) if isinstance(content, bytes)
                    else Prediction(file=name, error=content) for name, content in batch.entries]
     truths, sources = [], dict(batch.label_sources)

@@ -215,3 +215,34 @@ def test_probabilities_are_reweighted_to_real_frequencies(classifier, tmp_path):
 
 def test_models_without_a_training_prior_are_not_reweighted(padded_classifier):
     assert padded_classifier.metadata.training_prior == [] and not padded_classifier.adjust_prior
+
+
+def test_index_reweights_towards_the_lattice_of_a_convincing_cell(classifier, tmp_path):
+    from core.indexing import RERANK_OTHER, RERANK_SAME_FAMILY, index_pattern, pattern_peaks
+    from core.simulation import simulate
+    from core.symmetry import bravais_lattice_of
+
+    salt = simulate(Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                              [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    path = write_xy(tmp_path / "nacl.xy", [(t, 10.0 * i) for t, i in
+                                           zip(salt.two_theta, salt.intensity) if i >= 1])
+    plain, = classifier.classify_files([path])
+    indexed, = classifier.classify_files([path], index=True)
+    check_prediction(indexed)
+    assert not plain.indexed and plain.cell is None and "cell" not in plain.to_json()
+    expected = index_pattern(pattern_peaks(read_pattern(path)))[0]
+    assert indexed.cell == expected and expected.bravais_lattice == "cF" and expected.m20 >= 40
+    weights = np.array([1.0 if bravais_lattice_of(n) == "cF" else
+                        RERANK_SAME_FAMILY if n >= 195 else RERANK_OTHER for n in range(1, 231)])
+    np.testing.assert_allclose(indexed.probabilities,
+                               plain.probabilities * weights / (plain.probabilities * weights).sum())
+    assert indexed.to_json()["cell"] == {"bravais_lattice": "cF", "cell": [round(v, 5) for v in expected.cell],
+                                         "m20": round(expected.m20, 2), "unindexed": 0, "used": True}
+
+
+def test_index_leaves_the_ranking_alone_without_a_convincing_cell(classifier, tmp_path):
+    path = write_xy(tmp_path / "si.xy")  # five lines: too few to index
+    plain, = classifier.classify_files([path])
+    indexed, = classifier.classify_files([path], index=True)
+    assert indexed.indexed and indexed.cell is None and indexed.to_json()["cell"] is None
+    np.testing.assert_allclose(indexed.probabilities, plain.probabilities)

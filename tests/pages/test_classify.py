@@ -358,3 +358,21 @@ def test_the_detail_indexes_the_pattern_on_request(tiny_model):
     assert any(m.value.startswith("Best cell: cubic, lattice cF") for m in at.markdown)
     lines = next(t.value for t in at.dataframe if "hkl" in t.value.columns)
     assert lines["hkl"][0] == "1 1 1"
+
+
+def test_rerank_toggle_matches_the_cli_index(tiny_model, tmp_path):
+    files = {n: GOOD[n] for n in ("tio2.csv", "R990001_LiFePO4_XY.txt", "NaCl.cif")}
+    at = _upload(_app(), files)
+    assert at.toggle(key="classify_rerank").value is False
+    assert not any(p.indexed for p in _result(at).predictions)
+    at.toggle(key="classify_rerank").set_value(True).run()
+    assert not at.exception, at.exception
+    reranked = _result(at)
+    assert all(p.indexed for p in reranked.predictions)
+    assert reranked.predictions[2].cell.bravais_lattice == "cF"  # NaCl
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    cli = _cli(tmp_path, list(files), "--index")
+    _assert_same(reranked, cli)
+    assert [cli[p.file]["cell"] for p in reranked.predictions] == [p.to_json()["cell"] for p in reranked.predictions]
+    assert any(c.value.startswith("Re-ranked with the indexed cell") for c in at.caption)
