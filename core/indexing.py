@@ -9,8 +9,9 @@ number of distinct lines the cell allows up to there. The lattice centring is th
 allows every indexed line and the fewest others.
 
 Cubic to monoclinic cells are searched; triclinic is not (six unknowns need a different
-search). An answer is a hint, as from any indexing program: a figure of merit above about 10
-with no unindexed line is usually right, below about 5 usually wrong.
+search). An answer is a hint, as from any indexing program: on the 222 measured RRUFF
+patterns a best cell with M20 >= 20 had the right crystal family 88 % of the time, and the
+right family over all of them 63 % (``benchmarks/indexing.py``).
 """
 
 from __future__ import annotations

@@ -280,8 +280,9 @@ st.caption(f"Top: the pattern as measured (after wavelength conversion, cropping
 st.markdown("#### Index this pattern")
 st.caption("Looks for a unit cell, cubic to monoclinic, that explains the positions of the "
            "first 20 peaks, as an indexing program would: the crystallographer's own check on "
-           "the network's crystal system. It takes a few seconds. A figure of merit M20 above "
-           "about 20 with every line indexed is usually right; below about 10, usually not.")
+           "the network's crystal system. It takes a second or a few. On real RRUFF patterns, a "
+           "best cell with a figure of merit M20 of 20 or more had the right crystal family "
+           "88 % of the time; lower values deserve doubt.")
 measured_wavelength = wavelength or pattern.wavelength or CU_KA
 cell_key = (prediction.file, hashlib.sha256(pattern.two_theta.tobytes()).hexdigest(),
             measured_wavelength)
