@@ -548,7 +548,9 @@ def pick_peaks(two_theta: np.ndarray, intensity: np.ndarray, background: np.ndar
         prominence: smallest peak prominence, as a fraction of the strongest peak.
         ka2: drop Kα2 shoulders.
     """
+    from scipy.ndimage import median_filter
     from scipy.signal import find_peaks as scipy_find_peaks
+    from scipy.signal import savgol_filter
 
     tt = np.asarray(two_theta, dtype=np.float64)
     y = np.asarray(intensity, dtype=np.float64)
@@ -560,16 +562,12 @@ def pick_peaks(two_theta: np.ndarray, intensity: np.ndarray, background: np.ndar
         return np.zeros(0)
     step = float(np.median(np.diff(tt)))
     # Smoothing over about 0.07° and a threshold of several noise s.d. keep counting noise
-    # from being picked; the noise is measured as the spread of the data about the smoothed curve.
-    from scipy.signal import savgol_filter
-
+    # from being picked; the noise is the spread of the data about the smoothed curve,
+    # measured locally (over about 2°, at most 401 points) since it grows with the signal.
     window = int(np.clip(round(SMOOTHING_DEG / max(step, 1e-6)), 2, 50)) * 2 + 1
     smooth = savgol_filter(y, min(window, tt.size - (1 - tt.size % 2)), 2) if tt.size > window else y
-    # Counting noise grows with the signal, so it is measured locally (over about 2°).
-    from scipy.ndimage import median_filter
-
-    noise = 1.4826 * median_filter(np.abs(y - smooth), size=int(round(2.0 / max(step, 1e-6))) | 1,
-                                   mode="nearest")
+    noise_window = int(np.clip(round(2.0 / max(step, 1e-6)), 3, 401)) | 1
+    noise = 1.4826 * median_filter(np.abs(y - smooth), size=noise_window, mode="nearest")
     y = smooth - smooth.min()
     indices, properties = scipy_find_peaks(y, prominence=prominence * y.max(),
                                            distance=max(1, int(round(0.04 / max(step, 1e-6)))))
