@@ -44,23 +44,19 @@ run_all.setup_paths()
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from core.indexing import CONVINCING_M20, FAMILY_OF_SYSTEM  # noqa: E402
+from core.indexing import CONVINCING_M20, FAMILY_OF_SYSTEM, LATTICE_POINTS  # noqa: E402
 
 JSON_FILE = "indexing.json"
 QUICK_PATTERNS = 12
 VOLUME_TOLERANCE = 0.02
-LATTICE_POINTS = {"P": 1, "S": 2, "I": 2, "F": 4, "R": 3}
-
-
-def volume(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> float:
-    ca, cb, cg = np.cos(np.radians([alpha, beta, gamma]))
-    return float(a * b * c * np.sqrt(1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg))
 
 
 def score(two_theta: np.ndarray, wavelength: float, sg_number: int, cell: tuple,
           cell_sg_number: int | None = None) -> dict:
     """Index one pattern's peaks and compare the best cell with the reference ``cell`` (whose
     centring is that of ``cell_sg_number``, else of ``sg_number``)."""
+    from pymatgen.core import Lattice
+
     from core.indexing import index_pattern
     from core.symmetry import bravais_lattice_of, by_number
 
@@ -71,7 +67,7 @@ def score(two_theta: np.ndarray, wavelength: float, sg_number: int, cell: tuple,
     system = by_number(sg_number).crystal_system
     best = solutions[0] if solutions else None
     centring = bravais_lattice_of(cell_sg_number or sg_number)[1]
-    reduced = volume(*cell) / LATTICE_POINTS[centring]
+    reduced = Lattice.from_parameters(*cell).volume / LATTICE_POINTS[centring]
     return {
         "system": system, "seconds": seconds, "found": best is not None,
         "m20": best.m20 if best else 0.0,

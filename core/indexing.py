@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,6 +32,8 @@ FAMILY_OF_SYSTEM = {"triclinic": "triclinic", "monoclinic": "monoclinic",
                     "trigonal": "hexagonal", "hexagonal": "hexagonal", "cubic": "cubic"}
 CENTRINGS = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
              "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I")}
+# Lattice points per cell of each centring (S: one face centred, as in a Bravais symbol).
+LATTICE_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "S": 2, "I": 2, "R": 3, "F": 4}
 # Lines used: de Wolff's M20 is defined on the first 20.
 N_LINES = 20
 # Trial cells come from this many lowest-angle lines.
@@ -112,7 +115,7 @@ class CellSolution:
     @property
     def lattice_points(self) -> int:
         """Lattice points per cell (the primitive cell's volume is volume / this)."""
-        return {"P": 1, "C": 2, "A": 2, "B": 2, "I": 2, "R": 3, "F": 4}[self.centring]
+        return LATTICE_POINTS[self.centring]
 
 
 def _terms(system: str, hkl: np.ndarray) -> np.ndarray:
@@ -196,13 +199,22 @@ def _cell(system: str, p: np.ndarray) -> tuple[float, float, float, float, float
     return (1 / (a_star * sin_beta_star), 1 / b_star, 1 / (c_star * sin_beta_star), 90.0, beta, 90.0)
 
 
-def _trials(system: str, q: np.ndarray) -> np.ndarray:
-    """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
+@lru_cache(maxsize=None)
+def _trial_inverses(system: str) -> np.ndarray:
+    """(n, p, p): inverses of every regular assignment of trial indices to p lines. The same
+    for every pattern, so made once per process."""
     terms = _terms(system, _trial_hkl(system))
-    n_params = terms.shape[1]
-    rows = np.array(list(itertools.permutations(range(len(terms)), n_params)))
+    rows = np.array(list(itertools.permutations(range(len(terms)), terms.shape[1])))
     matrices = terms[rows]  # (n, p, p): one trial assignment of indices per row
     inverses = np.linalg.inv(matrices[np.abs(np.linalg.det(matrices)) > 1e-9])
+    inverses.flags.writeable = False
+    return inverses
+
+
+def _trials(system: str, q: np.ndarray) -> np.ndarray:
+    """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
+    inverses = _trial_inverses(system)
+    n_params = inverses.shape[1]
     found = []
     for chosen in itertools.combinations(range(min(N_TRIAL_LINES[system], len(q))), n_params):
         params = inverses @ q[list(chosen)]
