@@ -17,10 +17,11 @@ never right, as triclinic cells are not searched. Also reported: the same over t
 whose best cell has M20 >= 20, which the Classify page calls convincing, and seconds per
 pattern.
 
-On the RRUFF measured patterns it also compares the bundled model's ranking with and
-without ``classify --index`` (re-ranked towards the lattice of a cell with M20 >= 40), as
-paired differences with 95 % bootstrap intervals. That option is not the default: the rule
-set for it on project data before these numbers were seen did not pass (docs/model-history.md).
+Where the lattice is right, the systematic absences of the indexed lines
+(:mod:`core.absences`) are scored too: whether the true space group allows every indexed line,
+and whether it is among the groups of its lattice with the most absences (the fewest allowed
+reflections). What indexing adds to the bundled model's ranking is in ``accuracy.py``'s
+paired differences (the app indexes by default).
 
 Writes ``indexing.json`` and the indexing section of ``results.md`` in ``--out``.
 """
@@ -57,22 +58,27 @@ def score(two_theta: np.ndarray, wavelength: float, sg_number: int, cell: tuple,
     centring is that of ``cell_sg_number``, else of ``sg_number``)."""
     from pymatgen.core import Lattice
 
-    from core.indexing import index_pattern
+    from core.absences import best_cell
     from core.symmetry import bravais_lattice_of, by_number
 
     started = time.perf_counter()
-    solutions = index_pattern(two_theta, wavelength)
+    best, evidence = best_cell(two_theta, wavelength)
     seconds = time.perf_counter() - started
     lattice = bravais_lattice_of(sg_number)
     system = by_number(sg_number).crystal_system
-    best = solutions[0] if solutions else None
     centring = bravais_lattice_of(cell_sg_number or sg_number)[1]
     reduced = Lattice.from_parameters(*cell).volume / LATTICE_POINTS[centring]
+    lattice_right = bool(best and best.bravais_lattice == lattice)
+    true = evidence.get(sg_number) if lattice_right else None
+    rivals = [e.allowed for n, e in evidence.items()
+              if e.consistent and bravais_lattice_of(n) == lattice]
     return {
+        "absences_consistent": bool(true and true.consistent),
+        "absences_most": bool(true and true.consistent and true.allowed == min(rivals)),
         "system": system, "seconds": seconds, "found": best is not None,
         "m20": best.m20 if best else 0.0,
         "family_right": bool(best and best.system == FAMILY_OF_SYSTEM[system]),
-        "lattice_right": bool(best and best.bravais_lattice == lattice),
+        "lattice_right": lattice_right,
         "volume_right": bool(best and abs(best.volume / best.lattice_points - reduced)
                              < VOLUME_TOLERANCE * reduced),
     }
@@ -114,34 +120,14 @@ def cod_rows(count: int | None, scratch: Path) -> list[tuple]:
     return rows
 
 
-def rerank_comparison(label: str, count: int | None) -> dict:
-    """The bundled model on RRUFF measured patterns, plain and with ``index=True``."""
-    from core.classify import Classifier
-    from core.evalsets import labelled_folder
-    from core.intervals import difference_interval, metric_interval
-
-    labelled = labelled_folder(accuracy.RRUFF_DEV, column="pattern_file")
-    patterns, labels = labelled.patterns[:count], labelled.labels[:count]
-    classifier = Classifier.load()
-    plain = np.array([p.probabilities for p in classifier.classify_patterns(patterns)])
-    indexed = np.array([p.probabilities for p in classifier.classify_patterns(patterns, index=True)])
-    metrics = {}
-    for metric in ("top1", "top5", "system_accuracy"):
-        before = metric_interval(labels, plain, metric)
-        after = metric_interval(labels, indexed, metric)
-        change = difference_interval(labels, indexed, plain, metric)
-        metrics[metric] = {"plain": before.estimate, "indexed": after.estimate,
-                           "difference": change.estimate, "low": change.low, "high": change.high}
-    return {"set": label, "model": classifier.metadata.name, "n": len(labels), "metrics": metrics}
-
-
 def summarise(label: str, results: list[dict]) -> dict:
     frame = pd.DataFrame(results)
     convincing = frame[frame.m20 >= CONVINCING_M20]
 
     def shares(part: pd.DataFrame) -> dict:
-        return {key: int(part[key].sum()) for key in ("found", "family_right", "lattice_right",
-                                                      "volume_right")} | {"n": len(part)}
+        return {key: int(part[key].sum()) for key in (
+            "found", "family_right", "lattice_right", "volume_right", "absences_consistent",
+            "absences_most")} | {"n": len(part)}
 
     return {
         "set": label, **shares(frame),
@@ -178,18 +164,16 @@ def markdown(data: dict) -> str:
     for entry in data["results"]:
         lines += ["", f"Family right by true crystal system, {entry['set']}: " + "; ".join(
             f"{system} {s['family_right']} of {s['n']}" for system, s in entry["by_system"].items())]
-    rerank = data.get("rerank")
-    if rerank:
-        lines += ["", f"Model {rerank['model']} on {rerank['set']} ({rerank['n']} patterns), "
-                  "plain and with `classify --index` (not the default; see the module docstring):",
-                  "", "| Metric | plain | with --index | difference (95 % paired interval) |",
-                  "|---|---:|---:|---:|"]
-        for metric, name in (("top1", "space group top-1"), ("top5", "space group top-5"),
-                             ("system_accuracy", "crystal system")):
-            m = rerank["metrics"][metric]
-            lines.append(f"| {name} | {m['plain']:.1%} | {m['indexed']:.1%} | "
-                         f"{100 * m['difference']:+.1f} ({100 * m['low']:+.1f} to "
-                         f"{100 * m['high']:+.1f}) points |")
+    lines += ["", "Systematic absences, over the patterns whose best cell has the right Bravais "
+              "lattice: the true space group allows every indexed line (consistent), and it is "
+              "among the consistent groups of its lattice with the fewest allowed reflections "
+              "(most absences), which the re-ranking favours.", "",
+              "| Set | lattice right | true group consistent | true group has the most absences |",
+              "|---|---:|---:|---:|"]
+    for entry in data["results"]:
+        k = entry["lattice_right"]
+        lines.append(f"| {entry['set']} | {k} | {pct(entry['absences_consistent'], k)} | "
+                     f"{pct(entry['absences_most'], k)} |")
     for note in data["skipped"]:
         lines += ["", f"Skipped {note['set']}: {note['reason']}."]
     return "\n".join(lines) + "\n"
@@ -213,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = rruff_rows(column, count)
             results.append(summarise(label + quick, [score(*row) for row in rows]))
             print(f"{label}: done", flush=True)
-        reranked = rerank_comparison("RRUFF rruff_dev, measured" + quick, count)
     else:
-        reranked = None
         skipped.append({"set": "RRUFF rruff_dev", "reason": f"{accuracy.RRUFF_DEV} not present"})
     if accuracy.COD_CIFS.is_dir():
         rows = cod_rows(count, args.out / "indexing_scratch")
@@ -223,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         skipped.append({"set": "COD cod_cifs", "reason": f"{accuracy.COD_CIFS} not present"})
     data = {"date": run_all.now(), "quick": args.quick, "machine": run_all.machine_facts(),
-            "results": results, "rerank": reranked, "skipped": skipped}
+            "results": results, "skipped": skipped}
     run_all.write_json(args.out / JSON_FILE, data)
     run_all.update_section(args.out, "indexing", markdown(data))
     print(markdown(data))

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
             "datasets": args.datasets, "draws": args.draws, "results": []}
     for name in args.models:
-        classifier = Classifier.load(name, adjust_prior=False)
+        classifier = Classifier.load(name, adjust_prior=False, index=False)
         for dataset in args.datasets:
             evaluation_set = selection.held_out_set(store.load(dataset), [classifier])
             for entry in score(classifier, evaluation_set, args.draws):

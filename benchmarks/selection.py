@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"date": run_all.now(), "machine": run_all.machine_facts(), "models": args.models,
             "datasets": args.datasets, "draws": args.draws, "ranges_of": args.ranges_of,
             "results": []}
-    classifiers = {name: Classifier.load(name) for name in args.models}
+    classifiers = {name: Classifier.load(name, index=False) for name in args.models}
     ranges = (classifiers[args.ranges_of].metadata.training_augmentation if args.ranges_of
               else None)
     sets = [held_out_set(store.load(name), list(classifiers.values())) for name in args.datasets]
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         sets += [clean_version(s) for s in sets]
     evaluations = {}  # (variant label, set label) -> ModelEvaluation, for the differences
     for name, classifier in classifiers.items():
-        raw = Classifier(classifier.model, classifier.metadata, adjust_prior=False)
+        raw = Classifier(classifier.model, classifier.metadata, adjust_prior=False, index=False)
         variants = [(f"{name}{RAW_OUTPUT}", raw)]
         if classifier.adjust_prior:
             variants.append((name, classifier))

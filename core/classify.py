@@ -15,7 +15,8 @@ import numpy as np
 from core import registry
 from core.evaluation import crystal_system_probabilities
 from core.grid import CU_KA
-from core.indexing import RERANK_M20, CellSolution, index_pattern, pattern_peaks, rerank
+from core.absences import GroupEvidence, best_cells, rerank
+from core.indexing import RERANK_M20, CellSolution, pattern_peaks
 from core.paths import BUNDLED_MODEL
 from core.prior import adjust_for_prior
 from core.preprocess import Preprocessed, Preprocessing, to_grid
@@ -27,6 +28,8 @@ from core.symmetry import CRYSTAL_SYSTEMS, by_number
 LOW_CONFIDENCE = 0.25
 # How reports name a model's network output without the prior re-weighting ("default (raw output)").
 RAW_OUTPUT = " (raw output)"
+# The network without indexing (how benchmarks file a model evaluated with ``index=False``).
+NETWORK_ONLY = " (network only)"
 
 
 @dataclass
@@ -41,8 +44,11 @@ class Prediction:
         error: why the file could not be classified (then the lists are empty).
         true_sg: ground truth when the input carries it.
         preprocessed: the model input and what was done to get it (for plotting).
-        indexed: whether the ranking was re-weighted by indexing (``index=True``).
+        indexed: whether the pattern was indexed (and its ranking re-weighted by the cell when
+            the cell is convincing).
         cell: the best indexed cell (None if none was found or indexing was not asked for).
+        absences: what the cell's indexed lines say about each space group
+            (:func:`core.absences.group_evidence`; empty without a cell).
     """
 
     file: str
@@ -55,13 +61,14 @@ class Prediction:
     preprocessed: Preprocessed | None = None
     indexed: bool = False
     cell: CellSolution | None = None
+    absences: dict[int, GroupEvidence] = field(default_factory=dict)
 
     @property
     def low_confidence(self) -> bool:
         return bool(self.space_groups) and self.space_groups[0][2] < LOW_CONFIDENCE
 
     def to_json(self) -> dict:
-        """The CLI's JSON schema (one object per file; ``cell`` only with ``--index``)."""
+        """The CLI's JSON schema (one object per file; ``cell`` only when indexed)."""
         result = {
             "file": self.file,
             "space_group": [{"number": n, "symbol": s, "probability": round(p, 6)}
@@ -84,21 +91,27 @@ class Classifier:
 
     When the model's metadata records its training prior, probabilities are re-weighted to
     the space-group frequencies of real crystals (:mod:`core.prior`); ``adjust_prior=False``
-    gives the raw network output.
+    gives the raw network output. With ``index`` (the default), each measured pattern is also
+    indexed and, when its cell is convincing, the ranking is re-weighted by the cell's lattice
+    and systematic absences (:func:`core.absences.rerank`); ``index=False`` gives the
+    network alone, about a hundred times faster.
     """
 
-    def __init__(self, model, metadata: registry.ModelMetadata, adjust_prior: bool = True):
+    def __init__(self, model, metadata: registry.ModelMetadata, adjust_prior: bool = True,
+                 index: bool = True):
         self.model = model
         self.metadata = metadata
         self.adjust_prior = adjust_prior and len(metadata.training_prior) == 230
+        self.index = index
         self.grid = metadata.two_theta_grid
         self.default_preprocessing = Preprocessing.from_dict(metadata.preprocessing or {})
 
     @classmethod
-    def load(cls, name: str | Path = BUNDLED_MODEL, adjust_prior: bool = True) -> "Classifier":
+    def load(cls, name: str | Path = BUNDLED_MODEL, adjust_prior: bool = True,
+             index: bool = True) -> "Classifier":
         """Load a saved model by name or folder (Keras safe mode)."""
         model, metadata = registry.load_model(name)
-        return cls(model, metadata, adjust_prior)
+        return cls(model, metadata, adjust_prior, index)
 
     def inputs(self, patterns: Sequence[MeasuredPattern], wavelength: float | None = None,
                preprocessing: Preprocessing | None = None) -> tuple[np.ndarray, list]:
@@ -150,28 +163,34 @@ class Classifier:
     def classify_patterns(self, patterns: Sequence[MeasuredPattern], names: Sequence[str] | None = None,
                           top: int = 5, wavelength: float | None = None,
                           preprocessing: Preprocessing | None = None,
-                          index: bool = False) -> list[Prediction]:
+                          index: bool | None = None) -> list[Prediction]:
         """Rank space groups for already-read patterns.
 
-        With ``index``, each pattern is also indexed (:mod:`core.indexing`, about a second
-        each) and, when its best cell is convincing (M20 >= ``RERANK_M20``), the ranking is
-        re-weighted towards the groups of that cell's lattice (:func:`core.indexing.rerank`).
+        ``index`` (default: the classifier's own setting) also indexes each pattern
+        (:mod:`core.indexing`, about a second each, several at once in worker processes) and,
+        when its best cell is convincing (M20 >= ``RERANK_M20``), re-weights the ranking by the
+        cell's lattice and systematic absences (:func:`core.absences.rerank`).
         """
+        index = self.index if index is None else index
         names = list(names) if names is not None else [p.name for p in patterns]
         inputs, details = self.inputs(patterns, wavelength, preprocessing)
         probabilities = self.predict_inputs(inputs)
+        good = [(name, pattern, detail) for name, pattern, detail in zip(names, patterns, details)
+                if not isinstance(detail, Exception)]
+        cells = iter(best_cells(
+            [pattern_peaks(pattern) for _, pattern, _ in good],
+            [wavelength or pattern.wavelength or CU_KA for _, pattern, _ in good]) if index else [])
         predictions, row = [], 0
         for name, pattern, detail in zip(names, patterns, details):
             if isinstance(detail, Exception):
                 predictions.append(Prediction(file=name, error=str(detail), pattern=pattern))
                 continue
-            cell = None
+            cell, evidence = next(cells) if index else (None, {})
             if index:
-                cells = index_pattern(pattern_peaks(pattern), wavelength or pattern.wavelength or CU_KA)
-                cell = cells[0] if cells else None
-                probabilities[row] = rerank(probabilities[row], cell, self.metadata.classes)
+                probabilities[row] = rerank(probabilities[row], cell, evidence,
+                                            self.metadata.classes)
             prediction = self._prediction(name, probabilities[row], top, pattern, detail)
-            prediction.indexed, prediction.cell = index, cell
+            prediction.indexed, prediction.cell, prediction.absences = index, cell, evidence
             predictions.append(prediction)
             row += 1
         return predictions
@@ -179,7 +198,7 @@ class Classifier:
     def classify_files(self, files: Sequence[str | Path], top: int = 5,
                        wavelength: float | None = None,
                        preprocessing: Preprocessing | None = None,
-                       index: bool = False) -> list[Prediction]:
+                       index: bool | None = None) -> list[Prediction]:
         """Read and classify files; unreadable ones get a :class:`Prediction` with an error."""
         return self.classify_sources([(str(f), f) for f in files], top, wavelength, preprocessing,
                                      index)
@@ -187,7 +206,7 @@ class Classifier:
     def classify_sources(self, sources: Sequence[tuple[str, str | Path | bytes]], top: int = 5,
                          wavelength: float | None = None,
                          preprocessing: Preprocessing | None = None,
-                         index: bool = False) -> list[Prediction]:
+                         index: bool | None = None) -> list[Prediction]:
         """Classify (name, path-or-bytes) pairs, in order; each failure is reported on its own."""
         readable, results = [], {}
         for position, (name, source) in enumerate(sources):

@@ -263,7 +263,7 @@ def cmd_evaluate(args) -> int:
     from core.classify import Classifier
     from core.evalsets import dataset_test_set, evaluate_model, labelled_folder, simulated_cif_folder
 
-    classifier = Classifier.load(args.model)
+    classifier = Classifier.load(args.model, index=args.index)
     if args.dataset:
         labelled = dataset_test_set(store.load(args.dataset))
     elif args.cif_folder:
@@ -316,9 +316,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--raw-output", action="store_true",
                    help="the network's own probabilities, not re-weighted to real-world "
                         "space-group frequencies")
-    c.add_argument("--index", action="store_true",
-                   help="also index each pattern and, where the cell is convincing, favour the "
-                        "space groups of its lattice (about a second per file)")
+    c.add_argument("--index", action=argparse.BooleanOptionalAction, default=True,
+                   help="index each pattern and, where the cell is convincing, favour the space "
+                        "groups of its lattice whose systematic absences explain its lines "
+                        "(about a second per file, several at once; default: on). --no-index "
+                        "gives the network alone")
     c.set_defaults(func=cmd_classify)
 
     x = sub.add_parser("index", help="find unit cells that index a pattern's first 20 peaks")
@@ -413,6 +415,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--dataset", help="a dataset's test split")
     where.add_argument("--folder", help="measured patterns with labels.csv or DIF files")
     where.add_argument("--cif-folder", help="CIFs with labels.csv, simulated realistically")
+    e.add_argument("--index", action=argparse.BooleanOptionalAction, default=True,
+                   help="index each pattern and re-rank as classify does (about a second a "
+                        "pattern; default: on). --no-index scores the network alone")
     e.set_defaults(func=cmd_evaluate)
 
     sub.add_parser("models", help="list saved models").set_defaults(func=cmd_models)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.augmentation import NO_AUGMENTATION, Augmentation
+from core.augmentation import NO_AUGMENTATION, Augmentation, augment_profiles
 from core.classify import Classifier
 from core.dataset import Dataset, split
 from core.evaluation import Metrics, evaluate
+from core.grid import CU_KA, TwoThetaGrid
 from core.readers import MeasuredPattern, PatternReadError, read_dif, read_pattern
 from core.registry import ModelMetadata
 
@@ -198,9 +199,36 @@ class ModelEvaluation:
     draws: int = 1
 
 
+# Simulated patterns are indexed from their own draw of the perturbations, rendered finely
+# as a measured file would be (the model's input grid is too coarse to index from).
+INDEXING_GRID = TwoThetaGrid(5.0, 90.0, 0.01)
+INDEXING_SEED = 1000
+
+
+def _reranked_by_cells(classifier: Classifier, labelled: LabelledSet, augmentation: Augmentation,
+                       seed: int, probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities of a simulated set re-weighted as :meth:`Classifier.classify_patterns`
+    does for a measured pattern, the cell found from a profile of each row at a 0.01° step."""
+    from core.absences import best_cells, rerank
+    from core.indexing import pick_peaks
+    from core.preprocess import estimate_background
+    from core.training import stick_batch
+
+    profiles = augment_profiles(stick_batch(labelled.dataset, labelled.rows), INDEXING_GRID,
+                                augmentation, np.random.default_rng(seed)).astype(np.float64)
+    angles = INDEXING_GRID.angles.astype(np.float64)
+    peaks = [pick_peaks(angles, profile, estimate_background(angles, profile, "snip"))
+             for profile in profiles]
+    cells = best_cells(peaks, [CU_KA] * len(peaks))
+    return np.array([rerank(row, cell, evidence, classifier.metadata.classes)
+                     for row, (cell, evidence) in zip(probabilities, cells)])
+
+
 def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvaluation:
     """Predict every pattern of ``labelled`` and compute metrics with baselines (over all
-    draws of a simulated set, seeds 2, 3, ...)."""
+    draws of a simulated set, seeds 2, 3, ...). A classifier that indexes (``index=True``)
+    does so for measured patterns as for an upload, and for simulated ones from a separate
+    draw of each row's profile at a 0.01° step (about a second a pattern, in worker processes)."""
     started = time.perf_counter()
     labels, draws = labelled.labels, 1
     if labelled.dataset is not None:
@@ -215,8 +243,12 @@ def evaluate_model(classifier: Classifier, labelled: LabelledSet) -> ModelEvalua
         rendered = [fixed_inputs(labelled.dataset, labelled.rows, config, seed=2 + draw)
                     for draw in range(draws)]
         labels = np.concatenate([labels for _, labels in rendered])
-        probabilities = np.concatenate([classifier.predict_inputs(inputs)
-                                        for inputs, _ in rendered])
+        probabilities = [classifier.predict_inputs(inputs) for inputs, _ in rendered]
+        if classifier.index and not labelled.clean:
+            probabilities = [_reranked_by_cells(classifier, labelled, config.augmentation,
+                                                INDEXING_SEED + draw, draw_probabilities)
+                             for draw, draw_probabilities in enumerate(probabilities)]
+        probabilities = np.concatenate(probabilities)
     else:
         predictions = classifier.classify_patterns(labelled.patterns)
         keep = np.array([p.error is None for p in predictions], dtype=bool)

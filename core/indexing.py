@@ -629,8 +629,3 @@ def lattice_weights(solution: CellSolution | None, classes) -> np.ndarray:
                      RERANK_SAME_FAMILY if FAMILY_OF_SYSTEM[crystal_system_of(n)] == solution.system
                      else RERANK_OTHER for n in classes])
 
-
-def rerank(probabilities: np.ndarray, solution: CellSolution | None, classes) -> np.ndarray:
-    """Class probabilities re-weighted by :func:`lattice_weights` and renormalised."""
-    weighted = np.asarray(probabilities, dtype=np.float64) * lattice_weights(solution, classes)
-    return weighted / weighted.sum()

@@ -129,6 +129,38 @@ def symmetry_operations(lattice: np.ndarray, frac_coords: np.ndarray, numbers: n
     return 0 if dataset is None else int(len(dataset.rotations))
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One of spglib's 530 Hall settings of a space group (the settings of International
+    Tables: axis permutations, monoclinic cell choices, origin choices, hexagonal or
+    rhombohedral axes), as operations on fractional coordinates x -> R x + t.
+
+    Attributes:
+        number: the space group's International Tables number.
+        symbol: Hermann-Mauguin symbol of this setting (``P 1 21/n 1``).
+        rotations: (n, 3, 3) integer matrices R, centring translations included (R = 1).
+        translations: (n, 3) translations t.
+    """
+
+    number: int
+    symbol: str
+    rotations: np.ndarray
+    translations: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def settings() -> tuple[Setting, ...]:
+    """Every Hall setting of every space group, in spglib's order."""
+    table = []
+    for hall in range(1, _N_HALL_SETTINGS + 1):
+        sg_type = spglib.get_spacegroup_type(hall)
+        operations = spglib.get_symmetry_from_database(hall)
+        table.append(Setting(sg_type.number, sg_type.international_full,
+                             np.asarray(operations["rotations"], dtype=np.int64),
+                             np.asarray(operations["translations"], dtype=np.float64)))
+    return tuple(table)
+
+
 def _check_number(number: int) -> None:
     if not isinstance(number, (int, np.integer)) or not 1 <= int(number) <= N_SPACE_GROUPS:
         raise UnknownSpaceGroupError(f"space-group number must be 1-230, got {number!r}")

@@ -13,6 +13,7 @@ from core.classify import LOW_CONFIDENCE, RAW_OUTPUT, Classifier
 from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
+from core.absences import group_evidence
 from core.indexing import RERANK_M20, index_pattern, pattern_peaks
 from core.paths import BUNDLED_MODEL
 from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
@@ -105,11 +106,12 @@ with st.sidebar:
     preprocessing = Preprocessing(
         background=background, smoothing=int(smoothing),
         two_theta_range=None if tuple(crop) == full_range else tuple(crop))
-    use_cell = st.toggle("Re-rank with the indexed cell", value=False, key="classify_rerank",
+    use_cell = st.toggle("Re-rank with the indexed cell", value=True, key="classify_rerank",
                          help="Index each pattern (about a second per file) and, where the "
                               f"cell is convincing (M20 >= {RERANK_M20:g}), favour the space "
-                              "groups of its lattice. Off by default: see the README for what "
-                              "it changes on real patterns.")
+                              "groups of its lattice whose systematic absences explain its "
+                              "lines. Turn off for the network alone (much faster for many "
+                              "files); the README gives what each scores on real patterns.")
     st.caption(f"Model grid: {grid.start:g}–{grid.stop:g}° in steps of {grid.step:g}° "
                f"({classifier.metadata.input_type} input).")
 
@@ -236,7 +238,8 @@ if prediction.indexed:
     st.caption("Re-ranked with the indexed cell: " + (
         "no cell was found, so the network's ranking stands." if found is None else
         f"best cell {found.bravais_lattice}, M20 = {found.m20:.1f}, " + (
-            "so groups of that lattice are favoured." if found.m20 >= RERANK_M20 else
+            "so groups of that lattice whose absences explain its lines are favoured."
+            if found.m20 >= RERANK_M20 else
             f"below {RERANK_M20:g}, so the network's ranking stands.")))
 top_number, top_symbol, top_probability = prediction.space_groups[0]
 if prediction.low_confidence:
@@ -298,9 +301,11 @@ if cells and cells[0] == cell_key:
         st.dataframe(data.cells_table(solutions), width="stretch", hide_index=True,
                      key="classify_cells_table")
         lattice = solutions[0].bravais_lattice
+        evidence = group_evidence(solutions[0], measured_wavelength)
+        st.write(data.absences_verdict(evidence, solutions[0]))
         st.markdown(f"Space groups of lattice **{lattice}** that the network finds most probable:")
-        st.dataframe(data.groups_of_lattice(prediction, solutions[0]), width="stretch",
-                     hide_index=True, key="classify_lattice_groups")
+        st.dataframe(data.groups_of_lattice(prediction, solutions[0], 8, evidence),
+                     width="stretch", hide_index=True, key="classify_lattice_groups")
         with st.expander(f"Lines indexed by the best cell ({lattice})"):
             st.dataframe(data.indexed_lines_table(solutions[0]), width="stretch",
                          hide_index=True, key="classify_lines_table")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import dataset as store
 from core import evalsets, registry
-from core.classify import LOW_CONFIDENCE
+from core.classify import LOW_CONFIDENCE, Classifier
 from core.evaluation import (CONFIDENCE_LEVELS, confidence_curve, per_class_report,
                              per_system_accuracy, reliability, space_group_confusion,
                              system_confusion, top_k)
@@ -170,7 +170,9 @@ def _evaluations(names: list[str], set_key: tuple,
         bar.progress(done / len(missing),
                      text=f"Evaluating {name} on {labelled.name} ({len(labelled)} patterns)…")
         try:
-            evaluation = evalsets.evaluate_model(state.load_classifier(name), labelled)
+            loaded = state.load_classifier(name)
+            network = Classifier(loaded.model, loaded.metadata, loaded.adjust_prior, index=False)
+            evaluation = evalsets.evaluate_model(network, labelled)
         except registry.ModelError as exc:
             st.error(f"Model {name!r} cannot be loaded: {exc}")
             continue
@@ -193,7 +195,9 @@ def _figure(figure, key: str, caption: str) -> None:
 
 st.title("Compare models")
 st.caption("Evaluate saved models on the same labelled patterns and compare them with each "
-           "other and with naive baselines.")
+           "other and with naive baselines. The networks are compared on their own: the "
+           "Classify page also indexes each pattern and re-weights by its cell, which takes "
+           "about a second a pattern (the README gives both sets of numbers).")
 
 usable = {meta.name: meta for meta in state.usable_models()}
 names = list(usable)

@@ -29,6 +29,7 @@ import pandas as pd
 from core.classify import Classifier, Prediction
 from core.evaluation import Metrics, evaluate, system_confusion
 from core.explain import PeakInfluence
+from core.absences import GroupEvidence
 from core.indexing import CONVINCING_M20, FAMILY_OF_SYSTEM, CellSolution
 from core.preprocess import Preprocessing
 from core.readers import DEFAULT_MAX_BYTES, PatternReadError, read_dif
@@ -239,9 +240,10 @@ def expand_uploads(files: Sequence[tuple[str, bytes]]) -> UploadBatch:
 def classify_uploads(classifier: Classifier, files: Sequence[tuple[str, bytes]], top: int = 5,
                      wavelength: float | None = None,
                      preprocessing: Preprocessing | None = None,
-                     index: bool = False) -> UploadResult:
+                     index: bool | None = None) -> UploadResult:
     """Classify uploaded files (zips unpacked); each bad file gets its own error. ``index``
-    re-ranks by each pattern's indexed cell, as ``classify --index`` does."""
+    (default: the classifier's setting, on unless turned off) re-ranks by each pattern's
+    indexed cell, as ``classify`` does unless given ``--no-index``."""
     batch = expand_uploads(files)
     readable = [(name, content) for name, content in batch.entries if isinstance(content, bytes)]
     classified = iter(classifier.classify_sources(readable, top, wavelength, preprocessing, index))
@@ -323,9 +325,12 @@ def indexed_lines_table(solution: CellSolution) -> pd.DataFrame:
     })
 
 
-def groups_of_lattice(prediction: Prediction, solution: CellSolution, rows: int = 5) -> pd.DataFrame:
+def groups_of_lattice(prediction: Prediction, solution: CellSolution, rows: int = 5,
+                      evidence: dict[int, GroupEvidence] | None = None) -> pd.DataFrame:
     """The network's most probable space groups among those of the cell's Bravais lattice,
-    with their probability and their share of that lattice's total."""
+    with their probability and their share of that lattice's total; with ``evidence``
+    (:func:`core.absences.group_evidence`), also how many observed lines each group forbids
+    and how many reflections it allows up to the last line."""
     from core.symmetry import bravais_lattice_of
 
     probabilities = np.asarray(prediction.probabilities, dtype=np.float64)
@@ -333,13 +338,35 @@ def groups_of_lattice(prediction: Prediction, solution: CellSolution, rows: int 
     numbers.sort(key=lambda n: -probabilities[n - 1])
     total = probabilities[[n - 1 for n in numbers]].sum()
     shown = numbers[:rows]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "number": shown,
         "symbol": [by_number(n).symbol for n in shown],
         "probability": [round(float(probabilities[n - 1]), 4) for n in shown],
         "share of the lattice": [round(float(probabilities[n - 1] / total), 4) if total > 0 else 0.0
                                  for n in shown],
     })
+    if evidence is not None:
+        table["lines it forbids"] = [evidence[n].forbidden if n in evidence else None for n in shown]
+        table["reflections allowed"] = [evidence[n].allowed if n in evidence else None for n in shown]
+    return table
+
+
+def absences_verdict(evidence: dict[int, GroupEvidence], solution: CellSolution) -> str:
+    """One sentence on which groups of the cell's lattice the systematic absences favour."""
+    from core.symmetry import bravais_lattice_of
+
+    lattice = solution.bravais_lattice
+    groups = [e for n, e in evidence.items() if bravais_lattice_of(n) == lattice]
+    consistent = [e for e in groups if e.consistent]
+    if not consistent:
+        return (f"Every space group of lattice {lattice} forbids at least one indexed line: "
+                "some lines may belong to another phase, or the cell may be wrong.")
+    fewest = min(e.allowed for e in consistent)
+    best = sorted(e.number for e in consistent if e.allowed == fewest)
+    names = ", ".join(by_number(n).symbol for n in best)
+    return (f"Systematic absences: {len(consistent)} of the {len(groups)} groups of lattice "
+            f"{lattice} allow every indexed line; the most absences ({fewest} reflections "
+            f"allowed up to the last line) belong to {names}.")
 
 
 def indexing_verdict(solutions: Sequence[CellSolution], prediction: Prediction) -> str:

@@ -26,6 +26,7 @@ SPEED_GROUPS = ["simulation", "rendering", "classify", "dataset"]
 SPEED_KEYS = {"simulate_bundled_1p", "simulate_bundled_2p", "generate_synthetic_1p",
               "generate_synthetic_2p", "generate_fast_1p", "generate_fast_2p", "generate_fast_cod_sites_2p", "render_profiles", "augmented_profiles",
               "classify_latency", "classify_throughput", "upload_100_files", "peak_influence",
+              "classify_indexed_latency", "classify_indexed_throughput",
               "dataset_page"}
 METRIC_KEYS = {"n", "top1", "top5", "balanced_accuracy", "macro_f1", "system_accuracy",
                "system_balanced_accuracy", "majority_top1", "majority_top5", "frequency_top1",
@@ -95,13 +96,15 @@ def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
             assert any(s.startswith(prefix) for s in sets)
         else:
             assert full in skipped
-    # The bundled model records its training prior, so it is evaluated as the app uses it
-    # and as its raw network output, on the same sets.
+    # The bundled model is evaluated as the app uses it (indexed; not on the held-out split,
+    # too slow), as the network alone and as its raw network output (it records its prior).
     by_model = {}
     for entry in data["results"]:
         by_model.setdefault(entry["model"], set()).add(entry["set"])
-    assert set(by_model) == {"default", "default (raw output)"}
-    assert by_model["default"] == by_model["default (raw output)"] == sets
+    assert set(by_model) == {"default", "default (network only)", "default (raw output)"}
+    assert by_model["default (network only)"] == by_model["default (raw output)"] == sets
+    assert by_model["default"] == {s for s in sets if "test split" not in s}
+    assert "The held-out test split is scored by the network alone." in (out / "results.md").read_text()
     for entry in data["results"]:
         assert set(entry["metrics"]) == METRIC_KEYS
         assert entry["metrics"]["n"] > 0 and entry["seconds"] >= 0
@@ -177,6 +180,7 @@ def test_differences_pair_like_with_like_on_the_same_patterns():
     evaluations = {
         ("old", "RRUFF"): evaluation("old", labels, index % 5 == 0),
         ("old (raw output)", "RRUFF"): evaluation("old", labels, index % 4 == 0),
+        ("old (network only)", "RRUFF"): evaluation("old", labels, index % 10 == 0),
         ("new", "RRUFF"): evaluation("new", labels, index % 2 == 0),
         ("new (raw output)", "RRUFF"): evaluation("new", labels, index % 4 == 0),
         ("new", "COD"): evaluation("new", labels[:50], index[:50] % 2 == 0),  # no "old" on COD
@@ -185,7 +189,9 @@ def test_differences_pair_like_with_like_on_the_same_patterns():
     }
     rows = {(d["model"], d["against"], d["set"]): d["intervals"]
             for d in accuracy.differences(evaluations, "old")}
-    assert set(rows) == {("new", "old", "RRUFF"), ("new (raw output)", "old (raw output)", "RRUFF")}
+    assert set(rows) == {("new", "old", "RRUFF"), ("new (raw output)", "old (raw output)", "RRUFF"),
+                         ("old", "old (network only)", "RRUFF")}  # what indexing adds
+    assert rows["old", "old (network only)", "RRUFF"]["top1"]["estimate"] == pytest.approx(0.2 - 0.1)
     better = rows["new", "old", "RRUFF"]["top1"]
     assert better["estimate"] == pytest.approx(0.5 - 0.2) and better["low"] > 0
     same = rows["new (raw output)", "old (raw output)", "RRUFF"]["top1"]
@@ -361,8 +367,10 @@ def test_indexing_scores_the_best_cell_of_each_real_set(tmp_path):
         assert entry["n"] >= entry["found"] >= entry["family_right"] >= entry["lattice_right"] >= 0
         assert entry["volume_right"] <= entry["found"]
         assert entry["convincing"]["n"] <= entry["found"]
+        assert entry["lattice_right"] >= entry["absences_consistent"] >= entry["absences_most"]
         assert sum(s["n"] for s in entry["by_system"].values()) == entry["n"]
     text = (tmp_path / "results.md").read_text()
     start, end = text.index("<!-- indexing -->"), text.index("<!-- /indexing -->")
     assert "## Indexing (real data)" in text[start:end]
+    assert "| Set | lattice right | true group consistent |" in text[start:end]
     assert "Not run yet: `python benchmarks/speed.py`" in text

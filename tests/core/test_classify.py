@@ -99,8 +99,12 @@ def test_to_json_schema(classifier, tmp_path):
     empty = tmp_path / "empty.xy"
     empty.write_text("")
     ok, failed = (p.to_json() for p in classifier.classify_files([good, empty]))
-    for item in (ok, failed):
-        assert set(item) == {"file", "space_group", "crystal_system", "error"}
+    # indexed by default: a "cell" (null when none is found) for every pattern read
+    assert set(ok) == {"file", "space_group", "crystal_system", "error", "cell"}
+    assert set(failed) == {"file", "space_group", "crystal_system", "error"}
+    network, = (p.to_json() for p in classifier.classify_files([good], index=False))
+    assert set(network) == {"file", "space_group", "crystal_system", "error"}
+    for item in (ok, failed, network):
         json.dumps(item)
     assert len(ok["space_group"]) == 5 and len(ok["crystal_system"]) == 7
     assert ok["error"] is None and ok["file"] == str(good)
@@ -184,7 +188,8 @@ def test_rruff_pattern_and_dif(classifier):
 def test_every_rruff_pattern_classifies_with_the_bundled_model():
     files = sorted(RRUFF_DEV.glob("R*.csv"))
     assert len(files) == 222
-    predictions = Classifier.load("default").classify_files(files)
+    network = Classifier.load("default", index=False)  # indexing all 222 takes minutes
+    predictions = network.classify_files(files)
     errors = [(p.file, p.error) for p in predictions if p.error]
     assert errors == []
     assert all(len(p.space_groups) == 5 and len(p.crystal_systems) == 7 for p in predictions)
@@ -193,9 +198,28 @@ def test_every_rruff_pattern_classifies_with_the_bundled_model():
     # guessing the commonest one; a retrained default that loses this must not ship.
     from core.evalsets import labelled_folder, evaluate_model
 
-    metrics = evaluate_model(Classifier.load("default"), labelled_folder(RRUFF_DEV)).metrics
+    metrics = evaluate_model(network, labelled_folder(RRUFF_DEV)).metrics
     assert metrics.n == 222
     assert metrics.system_accuracy > metrics.majority_system
+
+
+@needs_rruff
+def test_rruff_patterns_are_indexed_and_reranked_by_default():
+    from core.absences import best_cell, rerank
+    from core.indexing import pattern_peaks
+
+    files = sorted(RRUFF_DEV.glob("R*.csv"))[:12]
+    indexing = Classifier.load("default")
+    assert indexing.index
+    network = Classifier(indexing.model, indexing.metadata, indexing.adjust_prior, index=False)
+    indexed, plain = indexing.classify_files(files), network.classify_files(files)
+    assert all(p.indexed and p.error is None for p in indexed)
+    assert sum(p.cell is not None and p.cell.m20 >= 20 for p in indexed) >= 6
+    for before, after in zip(plain, indexed):
+        cell, evidence = best_cell(pattern_peaks(after.pattern), after.pattern.wavelength or 1.54184)
+        assert after.cell == cell and after.absences == evidence
+        np.testing.assert_allclose(after.probabilities, rerank(
+            before.probabilities, cell, evidence, indexing.metadata.classes), atol=1e-6)
 
 
 def test_probabilities_are_reweighted_to_real_frequencies(classifier, tmp_path):
@@ -217,7 +241,8 @@ def test_models_without_a_training_prior_are_not_reweighted(padded_classifier):
     assert padded_classifier.metadata.training_prior == [] and not padded_classifier.adjust_prior
 
 
-def test_index_reweights_towards_the_lattice_of_a_convincing_cell(classifier, tmp_path):
+def test_index_reweights_towards_the_lattice_and_absences_of_a_convincing_cell(classifier, tmp_path):
+    from core.absences import absence_weights, group_evidence
     from core.indexing import RERANK_OTHER, RERANK_SAME_FAMILY, index_pattern, pattern_peaks
     from core.simulation import simulate
     from core.symmetry import bravais_lattice_of
@@ -226,14 +251,18 @@ def test_index_reweights_towards_the_lattice_of_a_convincing_cell(classifier, tm
                                               [[0, 0, 0], [0.5, 0.5, 0.5]]))
     path = write_xy(tmp_path / "nacl.xy", [(t, 10.0 * i) for t, i in
                                            zip(salt.two_theta, salt.intensity) if i >= 1])
-    plain, = classifier.classify_files([path])
-    indexed, = classifier.classify_files([path], index=True)
+    plain, = classifier.classify_files([path], index=False)
+    indexed, = classifier.classify_files([path])  # indexed by default
     check_prediction(indexed)
     assert not plain.indexed and plain.cell is None and "cell" not in plain.to_json()
     expected = index_pattern(pattern_peaks(read_pattern(path)))[0]
     assert indexed.cell == expected and expected.bravais_lattice == "cF" and expected.m20 >= 40
-    weights = np.array([1.0 if bravais_lattice_of(n) == "cF" else
+    lattice = np.array([1.0 if bravais_lattice_of(n) == "cF" else
                         RERANK_SAME_FAMILY if n >= 195 else RERANK_OTHER for n in range(1, 231)])
+    absences = absence_weights(group_evidence(expected), range(1, 231))
+    # Rock salt's 200 line is absent in Fd-3m (d glide), so Fd-3m loses to Fm-3m.
+    assert absences[227 - 1] < absences[225 - 1] == absences.max()
+    weights = lattice * absences
     np.testing.assert_allclose(indexed.probabilities,
                                plain.probabilities * weights / (plain.probabilities * weights).sum())
     assert indexed.to_json()["cell"] == {"bravais_lattice": "cF", "cell": [round(v, 5) for v in expected.cell],

@@ -55,7 +55,8 @@ def write_xy(path: Path, peaks=SILICON_LINES, seed: int = 0, sep: str = " ") -> 
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model) -> Classifier:
-    return Classifier.load("tiny")
+    """The network alone: these tests are about the sets (indexing has its own test below)."""
+    return Classifier.load("tiny", index=False)
 
 
 def test_labels_csv_folder(tmp_path):
@@ -240,6 +241,34 @@ def test_a_clean_set_is_rendered_without_perturbations(classifier, small_dataset
     np.testing.assert_allclose(clean.probabilities, classifier.predict_inputs(inputs), atol=1e-5)
     perturbed = evaluate_model(classifier, labelled)
     assert not np.allclose(clean.probabilities, perturbed.probabilities, atol=1e-3)
+
+
+def test_an_indexing_classifier_reranks_simulated_rows_by_their_own_fine_profiles(
+        classifier, small_dataset):
+    from core.absences import best_cell, rerank
+    from core.augmentation import augment_profiles
+    from core.evalsets import INDEXING_GRID, INDEXING_SEED
+    from core.indexing import pick_peaks
+    from core.preprocess import estimate_background
+    from core.training import stick_batch
+
+    labelled = dataset_test_set(small_dataset)
+    labelled = replace(labelled, rows=labelled.rows[:6], labels=labelled.labels[:6])
+    indexing = Classifier(classifier.model, classifier.metadata, classifier.adjust_prior)
+    network, indexed = evaluate_model(classifier, labelled), evaluate_model(indexing, labelled)
+    profiles = augment_profiles(stick_batch(small_dataset, labelled.rows), INDEXING_GRID,
+                                classifier.metadata.training_augmentation,
+                                np.random.default_rng(INDEXING_SEED)).astype(np.float64)
+    angles = INDEXING_GRID.angles.astype(np.float64)
+    for row, profile in enumerate(profiles):
+        peaks = pick_peaks(angles, profile, estimate_background(angles, profile, "snip"))
+        cell, evidence = best_cell(peaks, 1.54184)
+        np.testing.assert_allclose(indexed.probabilities[row], rerank(
+            network.probabilities[row], cell, evidence, classifier.metadata.classes), atol=1e-6)
+    # clean peaks are the network's own test: not indexed
+    clean = replace(labelled, clean=True)
+    np.testing.assert_allclose(evaluate_model(indexing, clean).probabilities,
+                               evaluate_model(classifier, clean).probabilities, atol=1e-6)
 
 
 def test_evaluate_model_on_measured_folder(classifier, tmp_path):

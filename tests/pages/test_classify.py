@@ -358,21 +358,29 @@ def test_the_detail_indexes_the_pattern_on_request(tiny_model):
     assert any(m.value.startswith("Best cell: cubic, lattice cF") for m in at.markdown)
     lines = next(t.value for t in at.dataframe if "hkl" in t.value.columns)
     assert lines["hkl"][0] == "1 1 1"
+    # silicon's absences: Fd-3m among the groups of lattice cF with the most absences
+    absences = next(m.value for m in at.markdown if m.value.startswith("Systematic absences:"))
+    assert "Fd-3m" in absences.split("belong to")[1]
+    groups = next(t.value for t in at.dataframe if "lines it forbids" in t.value.columns)
+    cubic_f = {196, 202, 203, 209, 210, 216, 219, 225, 226, 227, 228}
+    assert len(groups) == 8 and set(groups["number"]) <= cubic_f
 
 
-def test_rerank_toggle_matches_the_cli_index(tiny_model, tmp_path):
+def test_rerank_toggle_matches_the_cli_with_and_without_index(tiny_model, tmp_path):
     files = {n: GOOD[n] for n in ("tio2.csv", "R990001_LiFePO4_XY.txt", "NaCl.cif")}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
     at = _upload(_app(), files)
-    assert at.toggle(key="classify_rerank").value is False
-    assert not any(p.indexed for p in _result(at).predictions)
-    at.toggle(key="classify_rerank").set_value(True).run()
-    assert not at.exception, at.exception
+    assert at.toggle(key="classify_rerank").value is True  # indexed by default
     reranked = _result(at)
     assert all(p.indexed for p in reranked.predictions)
     assert reranked.predictions[2].cell.bravais_lattice == "cF"  # NaCl
-    for name, content in files.items():
-        (tmp_path / name).write_bytes(content)
-    cli = _cli(tmp_path, list(files), "--index")
+    cli = _cli(tmp_path, list(files))
     _assert_same(reranked, cli)
     assert [cli[p.file]["cell"] for p in reranked.predictions] == [p.to_json()["cell"] for p in reranked.predictions]
     assert any(c.value.startswith("Re-ranked with the indexed cell") for c in at.caption)
+    at.toggle(key="classify_rerank").set_value(False).run()
+    assert not at.exception, at.exception
+    network = _result(at)
+    assert not any(p.indexed for p in network.predictions)
+    _assert_same(network, _cli(tmp_path, list(files), "--no-index"))

@@ -113,7 +113,8 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model) -> Classifier:
-    return Classifier.load("tiny")
+    """The network alone: these tests are about uploads (the page path indexes in one below)."""
+    return Classifier.load("tiny", index=False)
 
 
 def test_every_format_good_and_bad(classifier):
@@ -144,6 +145,11 @@ def test_predictions_equal_classify_sources(classifier):
     settings = dict(wavelength=0.71073, preprocessing=Preprocessing(background="snip", smoothing=5))
     page = data.classify_uploads(classifier, files, **settings).predictions
     direct = classifier.classify_sources(files, 5, **settings)
+    indexing = Classifier(classifier.model, classifier.metadata, classifier.adjust_prior)
+    some = files[:4]
+    page += data.classify_uploads(indexing, some, **settings).predictions
+    direct += indexing.classify_sources(some, 5, **settings)
+    assert sum(p.indexed for p in page) == len(some)
     for a, b in zip(page, direct):
         assert a.to_json() == b.to_json()
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
@@ -382,3 +388,18 @@ def test_indexing_tables_and_verdict():
     assert list(ranked["symbol"][:2]) == ["P4_2/mnm", "P4/mbm"]
     share = 0.3 / (0.5 + 0.001 * 47)  # 49 groups have lattice tP
     assert ranked["share of the lattice"][0] == pytest.approx(share, abs=1e-4)
+    from core.absences import group_evidence
+
+    evidence = group_evidence(solutions[0])
+    ranked = data.groups_of_lattice(Prediction("r.xy", probabilities=probabilities), solutions[0], 3,
+                                    evidence)
+    assert list(ranked.columns[-2:]) == ["lines it forbids", "reflections allowed"]
+    assert ranked["lines it forbids"][0] == 0  # P4_2/mnm explains every rutile line
+    assert ranked["reflections allowed"][0] == evidence[136].allowed
+    # P4/mbm forbids rutile's 101 and 111 lines (b glide: 0kl with k odd is absent).
+    assert ranked["lines it forbids"][1] == evidence[127].forbidden > 0
+    verdict = data.absences_verdict(evidence, solutions[0])
+    assert verdict.startswith("Systematic absences: ") and "of the 49 groups of lattice tP" in verdict
+    assert "P4_2/mnm" in verdict.split("belong to")[1]
+    assert data.absences_verdict({127: evidence[127]}, solutions[0]).startswith(
+        "Every space group of lattice tP forbids")
