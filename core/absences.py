@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.grid import CU_KA
-from core.indexing import (RERANK_M20, CellSolution, _q_from_two_theta, _q_tolerance, index_pattern,
-                           lattice_weights)
+from core.indexing import (RERANK_M20, CellSolution, index_pattern, lattice_weights,
+                           q_from_two_theta, q_tolerance)
 from core.symmetry import Setting, settings
 
 # Relative mismatch of R^T G R and G below which a setting's rotations keep the cell's metric.
@@ -120,11 +120,11 @@ def group_evidence(solution: CellSolution, wavelength: float = CU_KA,
         - solution.zero_shift
     if len(observed) == 0:
         return {}
-    q_observed = _q_from_two_theta(observed, wavelength)
-    q_tolerance = _q_tolerance(observed, wavelength, tolerance)
-    q_max = q_observed.max() + q_tolerance[np.argmax(q_observed)]
+    q_observed = q_from_two_theta(observed, wavelength)
+    window = q_tolerance(observed, wavelength, tolerance)
+    q_max = q_observed.max() + window[np.argmax(q_observed)]
     hkl, q = _reflections(metric, q_max)
-    candidates = np.abs(q[None, :] - q_observed[:, None]) < q_tolerance[:, None]
+    candidates = np.abs(q[None, :] - q_observed[:, None]) < window[:, None]
     levels = np.round(q / q_max, 6)
     best: dict[int, GroupEvidence] = {}
     for setting in settings():
@@ -178,7 +178,8 @@ def best_cells(peak_lists: Sequence[np.ndarray], wavelengths: Sequence[float],
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     # Forked workers only: a spawned one would re-run the parent's __main__, which under
     # Streamlit is the page script. The workers run numpy and spglib only, never TensorFlow.
-    if workers <= 1 or len(jobs) < MIN_POOLED or "fork" not in multiprocessing.get_all_start_methods():
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    if workers <= 1 or len(jobs) < MIN_POOLED or not forkable:
         return [best_cell(peaks, wavelength) for peaks, wavelength in jobs]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(best_cell, *zip(*jobs), chunksize=max(1, len(jobs) // (4 * workers))))

@@ -299,7 +299,8 @@ def _nearest(system: str, params: np.ndarray, q: np.ndarray, q_max: float
     return best_calc, best_hkl
 
 
-def _q_from_two_theta(two_theta: np.ndarray, wavelength: float) -> np.ndarray:
+def q_from_two_theta(two_theta: np.ndarray, wavelength: float) -> np.ndarray:
+    """1/d² (Å⁻²) of 2θ (degrees) at ``wavelength`` (Å)."""
     return (2.0 * np.sin(np.radians(two_theta) / 2.0) / wavelength) ** 2
 
 
@@ -307,7 +308,7 @@ def _two_theta_from_q(q: np.ndarray, wavelength: float) -> np.ndarray:
     return 2.0 * np.degrees(np.arcsin(np.clip(np.sqrt(q) * wavelength / 2.0, 0.0, 1.0)))
 
 
-def _q_tolerance(two_theta: np.ndarray, wavelength: float, tolerance: float) -> np.ndarray:
+def q_tolerance(two_theta: np.ndarray, wavelength: float, tolerance: float) -> np.ndarray:
     """1/d² span of ±tolerance degrees of 2θ at each line."""
     return 2.0 * np.sin(np.radians(two_theta)) / wavelength ** 2 * np.radians(tolerance)
 
@@ -335,11 +336,11 @@ def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: f
     two_theta = two_theta[:n_lines]
     if len(two_theta) < 6:
         return []
-    q = _q_from_two_theta(two_theta, wavelength)
-    q_tol = _q_tolerance(two_theta, wavelength, tolerance)
+    q = q_from_two_theta(two_theta, wavelength)
+    q_tol = q_tolerance(two_theta, wavelength, tolerance)
     # Trials are counted with a looser tolerance: a zero shift, refined later, moves every
     # line, and a trial cell's scale error moves high-angle lines most.
-    loose = np.maximum(_q_tolerance(two_theta, wavelength, TRIAL_TOLERANCE_FACTOR * tolerance),
+    loose = np.maximum(q_tolerance(two_theta, wavelength, TRIAL_TOLERANCE_FACTOR * tolerance),
                        TRIAL_RELATIVE_TOLERANCE * q)
     solutions = []
     for system in systems:
@@ -399,7 +400,7 @@ def _score(solution: CellSolution) -> float:
 def _search(system: str, two_theta: np.ndarray, zero: float, loose: np.ndarray,
             q_tol: np.ndarray, wavelength: float) -> list[CellSolution]:
     """Refined cells of one family from trials on lines corrected for a trial zero shift."""
-    q = _q_from_two_theta(two_theta - zero, wavelength)
+    q = q_from_two_theta(two_theta - zero, wavelength)
     params = _trials(system, q)
     if len(params) == 0:
         return []
@@ -436,7 +437,7 @@ def _refine(system: str, params: np.ndarray, two_theta: np.ndarray, zero: float,
 
     Lines are matched within the loose tolerance while refining, within ``q_tol`` at the end.
     """
-    q = _q_from_two_theta(two_theta, wavelength)
+    q = q_from_two_theta(two_theta, wavelength)
     slope = 2.0 * np.sin(np.radians(two_theta)) / wavelength ** 2 * np.radians(1.0)
     # Lines are added in steps, so that each refinement extrapolates only a little.
     for n_used in sorted({min(n, len(q)) for n in (N_COUNTED, 15, len(q), len(q))}) + [len(q)]:

@@ -159,7 +159,12 @@ def classify(files, wavelength, preprocessing, use_cell) -> data.UploadResult:
     cached = st.session_state.get("classify_result")
     if cached and cached[0] == digest.hexdigest():
         return cached[1]
-    with st.spinner(f"Classifying {len(files)} file{'s' * (len(files) != 1)}…"):
+    spinner = f"Classifying {len(files)} file{'s' * (len(files) != 1)}…"
+    if use_cell:
+        spinner = (f"Classifying and indexing {len(files)} file{'s' * (len(files) != 1)} (about "
+                   "a second each; switch off re-ranking in the sidebar for the network "
+                   "alone)…")
+    with st.spinner(spinner):
         result = data.classify_uploads(classifier, files, 5, wavelength, preprocessing, use_cell)
     st.session_state["classify_result"] = (digest.hexdigest(), result)
     return result

@@ -29,7 +29,8 @@ st.markdown(
     "- **Training** — train the original report's models or the residual CNN, with live curves.\n"
     "- **Compare models** — metrics beside baselines, confusion matrices, per-class reports.\n"
     "- **Classify patterns** — upload RRUFF, `.xy`, `.csv`, `.xrdml`, DIF or CIF files and get "
-    "ranked space groups."
+    "ranked space groups, weighed against the unit cell indexed from the peaks and its "
+    "systematic absences."
 )
 
 st.header("Bundled model")
@@ -56,6 +57,11 @@ else:
 external = external_results(meta.name)
 confidence = external_confidence(meta.name)
 intervals = external_intervals(meta.name)
+if external:
+    st.caption("On the real sets below the model is scored as the Classify page uses it by "
+               "default: each pattern indexed, and the network's ranking re-weighted by a "
+               "convincing cell's lattice and systematic absences. The network alone is in "
+               "benchmarks/results.md.")
 for set_name, metrics in external.items():
     st.subheader(set_name)
     note = set_note(set_name)

@@ -76,9 +76,13 @@ BAD = {
 }
 
 
-def _app() -> AppTest:
+def _app(index: bool | None = False) -> AppTest:
+    """The page with the tiny model; the network alone unless ``index`` (indexing takes
+    seconds a file; None keeps the page's default, which indexes)."""
     at = AppTest.from_file(PAGE, default_timeout=300)
     at.session_state["classify_model"] = "tiny"
+    if index is not None:
+        at.session_state["classify_rerank"] = index
     at.run()
     assert not at.exception, at.exception
     return at
@@ -96,9 +100,10 @@ def _result(at: AppTest) -> data.UploadResult:
     return at.session_state["classify_result"][1]
 
 
-def _cli(folder: Path, names: list[str], *options: str) -> dict[str, dict]:
+def _cli(folder: Path, names: list[str], *options: str, index: bool = False) -> dict[str, dict]:
     run = subprocess.run(
         [sys.executable, "-m", "core", "classify", "--json", "--model", "tiny", *options,
+         *(() if index else ("--no-index",)),
          *(str(folder / n) for n in names)],
         cwd=PROJECT, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert run.returncode in (0, 1), run.stderr
@@ -370,12 +375,12 @@ def test_rerank_toggle_matches_the_cli_with_and_without_index(tiny_model, tmp_pa
     files = {n: GOOD[n] for n in ("tio2.csv", "R990001_LiFePO4_XY.txt", "NaCl.cif")}
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
-    at = _upload(_app(), files)
+    at = _upload(_app(index=None), files)
     assert at.toggle(key="classify_rerank").value is True  # indexed by default
     reranked = _result(at)
     assert all(p.indexed for p in reranked.predictions)
     assert reranked.predictions[2].cell.bravais_lattice == "cF"  # NaCl
-    cli = _cli(tmp_path, list(files))
+    cli = _cli(tmp_path, list(files), index=True)
     _assert_same(reranked, cli)
     assert [cli[p.file]["cell"] for p in reranked.predictions] == [p.to_json()["cell"] for p in reranked.predictions]
     assert any(c.value.startswith("Re-ranked with the indexed cell") for c in at.caption)
@@ -383,4 +388,4 @@ def test_rerank_toggle_matches_the_cli_with_and_without_index(tiny_model, tmp_pa
     assert not at.exception, at.exception
     network = _result(at)
     assert not any(p.indexed for p in network.predictions)
-    _assert_same(network, _cli(tmp_path, list(files), "--no-index"))
+    _assert_same(network, _cli(tmp_path, list(files)))
