@@ -9,7 +9,7 @@ import hashlib
 
 import streamlit as st
 
-from core.classify import LOW_CONFIDENCE, RAW_OUTPUT, Classifier
+from core.classify import LOW_CONFIDENCE, NETWORK_ONLY, RAW_OUTPUT, Classifier
 from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
@@ -251,8 +251,10 @@ if prediction.low_confidence:
     st.warning(f"Low confidence: the best space group, {top_number} {top_symbol}, has only "
                f"{top_probability:.1%} probability (below {LOW_CONFIDENCE:.0%}). Treat the "
                "ranking as a shortlist, not an answer.")
-record = classifier.metadata.name + ("" if classifier.adjust_prior or not loaded.adjust_prior
-                                     else RAW_OUTPUT)  # as benchmarks/accuracy.py files it
+# As benchmarks/accuracy.py files it: indexed, network only, or raw output (not indexed).
+prior = classifier.adjust_prior or not loaded.adjust_prior
+record = classifier.metadata.name + ("" if prior and use_cell else NETWORK_ONLY if prior else
+                                     RAW_OUTPUT if not use_cell else "(not benchmarked)")
 trust = data.trust_note(external_confidence(record), prediction.low_confidence)
 if trust:
     st.caption(trust)

@@ -276,15 +276,19 @@ def test_the_detail_says_how_far_to_trust_a_prediction(tiny_model, tmp_path, mon
     from ui import cards
 
     record = {"threshold": 0.25, "share": 0.3, "accuracy_above": 0.6, "accuracy_below": 0.07}
+    network = {**record, "share": 0.4, "accuracy_above": 0.45, "accuracy_below": 0.09}
     raw = {**record, "share": 0.2, "accuracy_above": 0.5, "accuracy_below": 0.11}
     results = tmp_path / "accuracy.json"
+    rruff = "RRUFF rruff_dev (222 real patterns)"
     results.write_text(json.dumps({"results": [
-        {"model": "tiny", "set": "RRUFF rruff_dev (222 real patterns)", "confidence": record},
-        {"model": "tiny (raw output)", "set": "RRUFF rruff_dev (222 real patterns)",
-         "confidence": raw}]}))
+        {"model": "tiny", "set": rruff, "confidence": record},
+        {"model": "tiny (network only)", "set": rruff, "confidence": network},
+        {"model": "tiny (raw output)", "set": rruff, "confidence": raw}]}))
     monkeypatch.setattr(cards, "ACCURACY_RESULTS", results)
-    at = _upload(_app(), {"Si.xy": GOOD["Si.xy"]})
-    for expected in (record, raw):
+    at = _upload(_app(index=None), {"Si.xy": GOOD["Si.xy"]})  # indexed, as by default
+    switches = iter([lambda: at.toggle(key="classify_rerank").set_value(False).run(),
+                     lambda: at.toggle(key="classify_prior").set_value(False).run()])
+    for expected in (record, network, raw):  # each setting quotes its own record
         flagged = _result(at).predictions[0].low_confidence
         side, kept, right = (("below", 1 - expected["share"], expected["accuracy_below"]) if flagged
                              else ("at or above", expected["share"], expected["accuracy_above"]))
@@ -292,7 +296,7 @@ def test_the_detail_says_how_far_to_trust_a_prediction(tiny_model, tmp_path, mon
         assert notes == [f"How far to trust it: on RRUFF rruff_dev (222 real patterns), this model's "
                          f"predictions with a top probability {side} 25% ({kept:.0%} of the set) "
                          f"had the right space group first {right:.0%} of the time."], notes
-        at.toggle(key="classify_prior").set_value(False).run()  # raw output: its own record
+        next(switches, lambda: None)()
         assert not at.exception
 
 
