@@ -532,8 +532,8 @@ def _distinct(solutions: list[CellSolution]) -> list[CellSolution]:
 
 KA2_RATIO = CU_KA2 / CU_KA1
 
-# Re-ranking a network's space groups by an indexed cell (an option; not used unless asked).
-# Chosen on project data (held-out train_v12 crystals, work recorded in docs/model-history.md):
+# Re-ranking a network's space groups by an indexed cell's lattice (with core.absences; the
+# classify default). Chosen on project data (held-out train_v12 crystals, docs/model-history.md):
 # below RERANK_M20 the cell is ignored; above it, groups of another centring in the cell's
 # family keep RERANK_SAME_FAMILY of their probability, groups of other families RERANK_OTHER.
 RERANK_M20 = 40.0

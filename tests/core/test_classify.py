@@ -271,7 +271,7 @@ def test_index_reweights_towards_the_lattice_and_absences_of_a_convincing_cell(c
 
 def test_index_leaves_the_ranking_alone_without_a_convincing_cell(classifier, tmp_path):
     path = write_xy(tmp_path / "si.xy")  # five lines: too few to index
-    plain, = classifier.classify_files([path])
-    indexed, = classifier.classify_files([path], index=True)
-    assert indexed.indexed and indexed.cell is None and indexed.to_json()["cell"] is None
+    plain, = classifier.classify_files([path], index=False)
+    indexed, = classifier.classify_files([path])
+    assert not plain.indexed and indexed.indexed and indexed.cell is None and indexed.to_json()["cell"] is None
     np.testing.assert_allclose(indexed.probabilities, plain.probabilities)

@@ -48,7 +48,7 @@ def _check_table(table: pd.DataFrame, labelled) -> None:
     the table displays), and the baselines; gaps show "—", never "None"."""
     shown = partial(pytest.approx, abs=0.0005 + 1e-9)
     for name in PAIR:
-        direct = evalsets.evaluate_model(Classifier.load(name), labelled).metrics
+        direct = evalsets.evaluate_model(Classifier.load(name, index=False), labelled).metrics
         row = table.loc[name]
         for column, attribute in METRIC_COLUMNS.items():
             assert _percent(row[column]) == shown(getattr(direct, attribute)), (name, column)
@@ -85,8 +85,8 @@ def test_bundled_test_split_matches_core(tiny_model):
     assert len(at.get("plotly_chart")) == 8
     assert at.selectbox(key="compare_detail_model").options == PAIR
     labelled = evalsets.dataset_test_set(load("default"))
-    direct = evalsets.evaluate_model(Classifier.load("default"), labelled)
-    tiny = evalsets.evaluate_model(Classifier.load("tiny"), labelled)
+    direct = evalsets.evaluate_model(Classifier.load("default", index=False), labelled)
+    tiny = evalsets.evaluate_model(Classifier.load("tiny", index=False), labelled)
     # How sure: each model's top-1 with its bootstrap interval, and the pair's difference.
     spread, pairs = at.dataframe[1].value, at.dataframe[2].value
     assert list(spread.index) == PAIR
