@@ -179,13 +179,14 @@ class Classifier:
                 if not isinstance(detail, Exception)]
         cells = iter(best_cells(
             [pattern_peaks(pattern) for _, pattern, _ in good],
-            [wavelength or pattern.wavelength or CU_KA for _, pattern, _ in good]) if index else [])
+            [wavelength or pattern.wavelength or CU_KA for _, pattern, _ in good])) \
+            if index else iter([(None, {}) for _ in good])
         predictions, row = [], 0
         for name, pattern, detail in zip(names, patterns, details):
             if isinstance(detail, Exception):
                 predictions.append(Prediction(file=name, error=str(detail), pattern=pattern))
                 continue
-            cell, evidence = next(cells) if index else (None, {})
+            cell, evidence = next(cells)
             if index:
                 probabilities[row] = rerank(probabilities[row], cell, evidence,
                                             self.metadata.classes)

@@ -210,15 +210,13 @@ def _reranked_by_cells(classifier: Classifier, labelled: LabelledSet, augmentati
     """Probabilities of a simulated set re-weighted as :meth:`Classifier.classify_patterns`
     does for a measured pattern, the cell found from a profile of each row at a 0.01° step."""
     from core.absences import best_cells, rerank
-    from core.indexing import pick_peaks
-    from core.preprocess import estimate_background
+    from core.indexing import profile_peaks
     from core.training import stick_batch
 
     profiles = augment_profiles(stick_batch(labelled.dataset, labelled.rows), INDEXING_GRID,
                                 augmentation, np.random.default_rng(seed)).astype(np.float64)
     angles = INDEXING_GRID.angles.astype(np.float64)
-    peaks = [pick_peaks(angles, profile, estimate_background(angles, profile, "snip"))
-             for profile in profiles]
+    peaks = [profile_peaks(angles, profile) for profile in profiles]
     cells = best_cells(peaks, [CU_KA] * len(peaks))
     return np.array([rerank(row, cell, evidence, classifier.metadata.classes)
                      for row, (cell, evidence) in zip(probabilities, cells)])

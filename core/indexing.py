@@ -604,17 +604,22 @@ def pick_peaks(two_theta: np.ndarray, intensity: np.ndarray, background: np.ndar
 
 def pattern_peaks(pattern) -> np.ndarray:
     """Peak positions (2θ, degrees) of a read :class:`core.readers.MeasuredPattern` for
-    indexing: a stick list's own lines, or the peaks picked from a profile after a SNIP
-    background (Kα2 shoulders dropped when the wavelength is copper's or not given)."""
-    from core.preprocess import estimate_background
-
+    indexing: a stick list's own lines, or :func:`profile_peaks` of a profile (Kα2 shoulders
+    dropped when the wavelength is copper's or not given)."""
     two_theta = np.asarray(pattern.two_theta, dtype=np.float64)
     intensity = np.asarray(pattern.intensity, dtype=np.float64)
     if pattern.is_sticks:
         return np.sort(two_theta[intensity > 0])
     copper = pattern.wavelength is None or abs(pattern.wavelength - CU_KA) < 0.01
+    return profile_peaks(two_theta, intensity, ka2=copper)
+
+
+def profile_peaks(two_theta: np.ndarray, intensity: np.ndarray, ka2: bool = True) -> np.ndarray:
+    """:func:`pick_peaks` of a profile after a SNIP background."""
+    from core.preprocess import estimate_background
+
     return pick_peaks(two_theta, intensity, estimate_background(two_theta, intensity, "snip"),
-                      ka2=copper)
+                      ka2=ka2)
 
 
 def lattice_weights(solution: CellSolution | None, classes) -> np.ndarray:

@@ -253,9 +253,10 @@ if prediction.low_confidence:
                "ranking as a shortlist, not an answer.")
 # As benchmarks/accuracy.py files it: indexed, network only, or raw output (not indexed).
 prior = classifier.adjust_prior or not loaded.adjust_prior
-record = classifier.metadata.name + ("" if prior and use_cell else NETWORK_ONLY if prior else
-                                     RAW_OUTPUT if not use_cell else "(not benchmarked)")
-trust = data.trust_note(external_confidence(record), prediction.low_confidence)
+suffix = {(True, True): "", (True, False): NETWORK_ONLY, (False, False): RAW_OUTPUT}.get(
+    (prior, use_cell))  # raw output with indexing is not benchmarked
+trust = None if suffix is None else data.trust_note(
+    external_confidence(classifier.metadata.name + suffix), prediction.low_confidence)
 if trust:
     st.caption(trust)
 if truth is not None:
