@@ -21,9 +21,8 @@ crystal system. Each model is evaluated as the app uses it (each pattern indexed
 ranking re-weighted by a convincing cell's lattice and systematic absences,
 :mod:`core.absences`; probabilities re-weighted to real space-group frequencies,
 :mod:`core.prior`), as ``<name> (network only)`` (no indexing) and, when it records its
-training prior, as ``<name> (raw output)`` (neither). The held-out test split is scored
-without indexing only: indexing its ~3,000 patterns would take about an hour. The ``../shared`` sets are skipped, with a note, where that folder is absent
-(a fresh clone). ``--quick`` uses 20 RRUFF patterns, 20 COD structures and 50 test-split
+training prior, as ``<name> (raw output)`` (neither). The ``../shared`` sets are skipped,
+with a note, where that folder is absent (a fresh clone). ``--quick`` uses 20 RRUFF patterns, 20 COD structures and 50 test-split
 rows, to test the script.
 
 Every metric comes with its 95 % bootstrap interval (:mod:`core.intervals`); each model named
@@ -320,8 +319,7 @@ def markdown(data: dict) -> str:
     notes = [f"{s['set']}: skipped, {s['reason']}." for s in data.get("skipped", [])]
     notes += ["Indexed rows (a model's own name) re-weight each pattern's ranking by its "
               "indexed cell, as the app does by default; simulated COD patterns are indexed "
-              "from their own draw of the perturbations at a 0.01° step. The held-out test "
-              "split is scored by the network alone."]
+              "from their own draw of the perturbations at a 0.01° step."]
     notes += [f"{f['model']}: failed on {f.get('set') or 'loading'}: {f['error']}"
               for f in data.get("failed", [])]
     notes += [f"{e['model']} on {e['set']}: {e['note']}." for e in data["results"] if e.get("note")]
@@ -372,8 +370,6 @@ def main(argv: list[str] | None = None) -> int:
                 classifier.model, classifier.metadata, adjust_prior=False, index=False)))
         test_split = test_split_set(dataset, classifier.metadata, args.quick)
         for (label, variant), evaluation_set in itertools.product(variants, [*sets, test_split]):
-            if variant.index and evaluation_set is test_split:
-                continue  # indexing its 3,000 patterns would take an hour; see the notes
             try:
                 result = evaluate_model(variant, evaluation_set.labelled)
                 entry = entry_of(result, variant.metadata.kind, evaluation_set, args.quick, label)
