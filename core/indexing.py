@@ -40,6 +40,11 @@ N_LINES = 20
 N_TRIAL_LINES = {"cubic": 3, "hexagonal": 5, "tetragonal": 5, "orthorhombic": 5, "monoclinic": 6}
 # Largest Miller index sum in the trial assignments (TREOR's base lines are low-index ones).
 TRIAL_INDEX_SUM = {"cubic": 6, "hexagonal": 4, "tetragonal": 4, "orthorhombic": 3, "monoclinic": 2}
+# C-centred monoclinic cells have few low-index lines (h + k odd are absent) and often need
+# 11-1, 111 or 021 among their lowest: extra trials give C-allowed indices up to this sum to
+# the first CENTRED_TRIAL_LINES lines (a wider primitive table would be far slower).
+CENTRED_TRIAL_INDEX_SUM = 3
+CENTRED_TRIAL_LINES = 5
 MAX_AXIS = 30.0  # Å
 MAX_VOLUME = 4000.0  # Å³
 # Monoclinic β is kept in [90°, MAX_BETA]: wider angles mean a non-reduced cell.
@@ -153,9 +158,14 @@ def _hkl_table(system: str, limits: tuple[int, int, int], all_signs: bool = True
     return grid[np.abs(grid).sum(1) > 0]
 
 
-def _trial_hkl(system: str) -> np.ndarray:
+def _trial_hkl(system: str, centred: bool = False) -> np.ndarray:
+    """Distinct low Miller indices given to trial lines: primitive ones up to the family's
+    index sum, or (``centred``, monoclinic only) C-allowed ones up to a larger sum."""
     table = _hkl_table(system, (3, 3, 3))
-    table = table[np.abs(table).sum(1) <= TRIAL_INDEX_SUM[system]]
+    if centred:
+        table = table[(np.abs(table).sum(1) <= CENTRED_TRIAL_INDEX_SUM) & _allowed("C", table)]
+    else:
+        table = table[np.abs(table).sum(1) <= TRIAL_INDEX_SUM[system]]
     _, first = np.unique(np.round(_terms(system, table), 9), axis=0, return_index=True)
     return table[np.sort(first)]
 
@@ -200,10 +210,10 @@ def _cell(system: str, p: np.ndarray) -> tuple[float, float, float, float, float
 
 
 @lru_cache(maxsize=None)
-def _trial_inverses(system: str) -> np.ndarray:
+def _trial_inverses(system: str, centred: bool = False) -> np.ndarray:
     """(n, p, p): inverses of every regular assignment of trial indices to p lines. The same
     for every pattern, so made once per process."""
-    terms = _terms(system, _trial_hkl(system))
+    terms = _terms(system, _trial_hkl(system, centred))
     rows = np.array(list(itertools.permutations(range(len(terms)), terms.shape[1])))
     matrices = terms[rows]  # (n, p, p): one trial assignment of indices per row
     inverses = np.linalg.inv(matrices[np.abs(np.linalg.det(matrices)) > 1e-9])
@@ -213,12 +223,15 @@ def _trial_inverses(system: str) -> np.ndarray:
 
 def _trials(system: str, q: np.ndarray) -> np.ndarray:
     """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
-    inverses = _trial_inverses(system)
-    n_params = inverses.shape[1]
+    tables = [(_trial_inverses(system), N_TRIAL_LINES[system])]
+    if system == "monoclinic":
+        tables.append((_trial_inverses(system, centred=True), CENTRED_TRIAL_LINES))
+    n_params = tables[0][0].shape[1]
     found = []
-    for chosen in itertools.combinations(range(min(N_TRIAL_LINES[system], len(q))), n_params):
-        params = inverses @ q[list(chosen)]
-        found.append(params[_metric_ok(system, params)])
+    for inverses, n_lines in tables:
+        for chosen in itertools.combinations(range(min(n_lines, len(q))), n_params):
+            params = inverses @ q[list(chosen)]
+            found.append(params[_metric_ok(system, params)])
     params = np.concatenate(found) if found else np.zeros((0, n_params))
     if len(params) == 0:
         return params
@@ -533,10 +546,11 @@ def _distinct(solutions: list[CellSolution]) -> list[CellSolution]:
 KA2_RATIO = CU_KA2 / CU_KA1
 
 # Re-ranking a network's space groups by an indexed cell's lattice (with core.absences; the
-# classify default). Chosen on project data (held-out train_v12 crystals, docs/model-history.md):
-# below RERANK_M20 the cell is ignored; above it, groups of another centring in the cell's
-# family keep RERANK_SAME_FAMILY of their probability, groups of other families RERANK_OTHER.
-RERANK_M20 = 40.0
+# classify default). Chosen on project data (docs/model-history.md): below RERANK_M20 the cell
+# is ignored (30, re-chosen on measured-like fresh crystals); above it, groups of another
+# centring in the cell's family keep RERANK_SAME_FAMILY of their probability, groups of other
+# families RERANK_OTHER (both chosen on held-out train_v12 crystals).
+RERANK_M20 = 30.0
 RERANK_SAME_FAMILY = 0.1
 RERANK_OTHER = 0.01
 # Peaks weaker than this fraction of the strongest (after the background) are not picked.

@@ -13,6 +13,7 @@ from pymatgen.io.cif import CifWriter
 
 from core import registry
 from core.classify import LOW_CONFIDENCE, Classifier, Prediction
+from core.indexing import RERANK_M20
 from core.readers import read_pattern
 from core.models import build
 from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -256,7 +257,7 @@ def test_index_reweights_towards_the_lattice_and_absences_of_a_convincing_cell(c
     check_prediction(indexed)
     assert not plain.indexed and plain.cell is None and "cell" not in plain.to_json()
     expected = index_pattern(pattern_peaks(read_pattern(path)))[0]
-    assert indexed.cell == expected and expected.bravais_lattice == "cF" and expected.m20 >= 40
+    assert indexed.cell == expected and expected.bravais_lattice == "cF" and expected.m20 >= RERANK_M20
     lattice = np.array([1.0 if bravais_lattice_of(n) == "cF" else
                         RERANK_SAME_FAMILY if n >= 195 else RERANK_OTHER for n in range(1, 231)])
     absences = absence_weights(group_evidence(expected), range(1, 231))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from core import indexing
 from core.grid import CU_KA, CU_KA1, CU_KA2, TwoThetaGrid
 from core.indexing import CellSolution, index_pattern, pattern_peaks, pick_peaks
 from core.readers import MeasuredPattern
@@ -58,6 +59,24 @@ def test_finds_the_cell_and_centring_of_simulated_sticks(name):
     assert (best.system, best.centring) == (system, centring)
     assert _close(best, cell), best.cell
     assert best.n_unindexed == 0 and best.m20 > 20
+
+
+# Diopside, CaMgSi2O6 (C2/c): its lowest lines include 11-1 and 021, beyond the primitive
+# trial indices, so only the C-centred trials find its cell.
+DIOPSIDE = Structure.from_spacegroup(
+    "C2/c", Lattice.monoclinic(9.75, 8.93, 5.25, 105.9), ["Ca", "Mg", "Si", "O", "O", "O"],
+    [[0, 0.3015, 0.25], [0, 0.9082, 0.25], [0.2862, 0.0933, 0.2293], [0.1156, 0.0873, 0.1422],
+     [0.3611, 0.25, 0.318], [0.3505, 0.0176, 0.9953]])
+
+
+def test_c_centred_monoclinic_cells_are_found_by_the_centred_trials(monkeypatch):
+    lines = _lines(DIOPSIDE, strongest=0.3)
+    best = index_pattern(lines, CU_KA)[0]
+    assert best.bravais_lattice == "mS" and best.n_unindexed == 0 and best.m20 > 20
+    assert best.volume == pytest.approx(DIOPSIDE.lattice.volume, rel=2e-3)
+    assert best.cell[1] == pytest.approx(8.93, rel=2e-3)  # the unique axis
+    monkeypatch.setattr(indexing, "CENTRED_TRIAL_LINES", 0)
+    assert not any(s.bravais_lattice == "mS" for s in index_pattern(lines, CU_KA))
 
 
 def test_indexed_lines_carry_their_miller_indices():
