@@ -144,18 +144,22 @@ def _allowed(centring: str, hkl: np.ndarray) -> np.ndarray:
             "F": ((h % 2) == (k % 2)) & ((k % 2) == (l % 2))}[centring]
 
 
+@lru_cache(maxsize=4096)
 def _hkl_table(system: str, limits: tuple[int, int, int], all_signs: bool = True) -> np.ndarray:
     """Miller indices up to ``limits`` that give every distinct 1/d² of the family (0 excluded).
 
     Monoclinic cells need negative h. Hexagonal ones need negative h and k only to test the
     rhombohedral condition (``all_signs``): h, k >= 0 already give every h² + hk + k².
+    Read-only: the same few tables serve every trial, so each is made once per process.
     """
     lh, lk, ll = limits
     signed_h = system == "monoclinic" or (system == "hexagonal" and all_signs)
     hs = np.arange(-lh if signed_h else 0, lh + 1)
     ks = np.arange(-lk if system == "hexagonal" and all_signs else 0, lk + 1)
     grid = np.stack(np.meshgrid(hs, ks, np.arange(0, ll + 1), indexing="ij"), -1).reshape(-1, 3)
-    return grid[np.abs(grid).sum(1) > 0]
+    table = grid[np.abs(grid).sum(1) > 0]
+    table.flags.writeable = False
+    return table
 
 
 def _trial_hkl(system: str, centred: bool = False) -> np.ndarray:

@@ -69,6 +69,16 @@ DIOPSIDE = Structure.from_spacegroup(
      [0.3611, 0.25, 0.318], [0.3505, 0.0176, 0.9953]])
 
 
+def test_centred_trial_indices_are_c_allowed_low_indices_with_distinct_spacings():
+    table = indexing._trial_hkl("monoclinic", centred=True)
+    assert np.all((table[:, 0] + table[:, 1]) % 2 == 0)
+    assert np.abs(table).sum(1).max() == indexing.CENTRED_TRIAL_INDEX_SUM
+    terms = indexing._terms("monoclinic", table)
+    assert len(np.unique(terms, axis=0)) == len(table)  # no two give the same 1/d² form
+    wanted = indexing._terms("monoclinic", np.array([[1, 1, 0], [1, 1, -1], [1, 1, 1], [0, 2, 1]]))
+    assert {tuple(row) for row in wanted.tolist()} <= {tuple(row) for row in terms.tolist()}
+
+
 def test_c_centred_monoclinic_cells_are_found_by_the_centred_trials(monkeypatch):
     lines = _lines(DIOPSIDE, strongest=0.3)
     best = index_pattern(lines, CU_KA)[0]
