@@ -12,8 +12,8 @@ Sets, where ``../shared`` has them:
 
 The best cell is scored against the reference cell: the right crystal family (trigonal and
 hexagonal are one family here), the right Bravais lattice, and the right volume per lattice
-point (within 2 %, so that any setting of the right lattice counts). Triclinic patterns are
-never right, as triclinic cells are not searched. Also reported: the same over the patterns
+point (within 2 %, so that any setting of the right lattice counts). Triclinic cells are
+searched only when no cell of higher symmetry indexes every line convincingly. Also reported: the same over the patterns
 whose best cell has M20 >= 20, which the Classify page calls convincing, and seconds per
 pattern.
 
@@ -143,7 +143,8 @@ def markdown(data: dict) -> str:
              f"`python benchmarks/indexing.py`{' --quick' if data['quick'] else ''}, "
              f"{data['date']}. The best cell of each pattern against the reference cell: "
              "crystal family (trigonal and hexagonal together), Bravais lattice, and volume per "
-             f"lattice point within {VOLUME_TOLERANCE:.0%}. Triclinic cells are not searched. "
+             f"lattice point within {VOLUME_TOLERANCE:.0%}. Triclinic cells are searched when no "
+             "higher one convinces. "
              f"*Convincing*: best cell with M20 >= {CONVINCING_M20:g}.", "",
              "| Set | n | cell found | family right | lattice right | volume right | "
              "convincing (share) | family right when convincing | lattice right when "

@@ -82,7 +82,7 @@ def cmd_index(args) -> int:
                  "m20": round(s.m20, 2), "unindexed": s.n_unindexed,
                  "zero_shift": round(s.zero_shift, 4)} for s in solutions]}))
         elif not solutions:
-            print(f"{file}: no cell found (cubic to monoclinic searched)")
+            print(f"{file}: no cell found (cubic to triclinic searched)")
         for s in [] if args.json else solutions:
             a, b, c, alpha, beta, gamma = s.cell
             print(f"{file}: {s.system} {s.centring}  a={a:.4f} b={b:.4f} c={c:.4f} Å  "

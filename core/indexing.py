@@ -8,8 +8,11 @@ refined by least squares (with a zero shift) and ranked by de Wolff's figure of 
 number of distinct lines the cell allows up to there. The lattice centring is the one that
 allows every indexed line and the fewest others.
 
-Cubic to monoclinic cells are searched; triclinic is not (six unknowns need a different
-search). An answer is a hint, as from any indexing program: on the 222 measured RRUFF
+Cubic to monoclinic cells are searched by assigning indices to lines; triclinic cells, whose
+six unknowns make that too slow, by zones in the spirit of Ito (1949): three low-angle lines
+are taken as a*, b*, c* and each cross term comes from a line that fits a (1, ±1)-type index
+of the zone the two axes span. Triclinic is searched last, only when no higher family indexed
+every line convincingly. An answer is a hint, as from any indexing program: on the 222 measured RRUFF
 patterns a best cell with M20 >= 20 had the right crystal family 88 % of the time, and the
 right family over all of them 63 % (``benchmarks/indexing.py``).
 """
@@ -24,20 +27,22 @@ import numpy as np
 
 from core.grid import CU_KA, CU_KA1, CU_KA2
 
-SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic")
+SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic", "triclinic")
 # The crystal family each crystal system's cell is searched as (a cell alone cannot tell a
 # trigonal crystal with a hexagonal lattice from a hexagonal one).
 FAMILY_OF_SYSTEM = {"triclinic": "triclinic", "monoclinic": "monoclinic",
                     "orthorhombic": "orthorhombic", "tetragonal": "tetragonal",
                     "trigonal": "hexagonal", "hexagonal": "hexagonal", "cubic": "cubic"}
 CENTRINGS = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
-             "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I")}
+             "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I"),
+             "triclinic": ("P",)}
 # Lattice points per cell of each centring (S: one face centred, as in a Bravais symbol).
 LATTICE_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "S": 2, "I": 2, "R": 3, "F": 4}
 # Lines used: de Wolff's M20 is defined on the first 20.
 N_LINES = 20
 # Trial cells come from this many lowest-angle lines.
-N_TRIAL_LINES = {"cubic": 3, "hexagonal": 5, "tetragonal": 5, "orthorhombic": 5, "monoclinic": 6}
+N_TRIAL_LINES = {"cubic": 3, "hexagonal": 5, "tetragonal": 5, "orthorhombic": 5, "monoclinic": 6,
+                 "triclinic": 7}
 # Largest Miller index sum in the trial assignments (TREOR's base lines are low-index ones).
 TRIAL_INDEX_SUM = {"cubic": 6, "hexagonal": 4, "tetragonal": 4, "orthorhombic": 3, "monoclinic": 2}
 # C-centred monoclinic cells have few low-index lines (h + k odd are absent) and often need
@@ -52,12 +57,14 @@ MAX_BETA = 130.0
 # Solutions are ranked by M20 times this: a lower symmetry can index the same lines with
 # more parameters, so it must fit much better to win.
 SYMMETRY_PREFERENCE = {"cubic": 16.0, "hexagonal": 8.0, "tetragonal": 8.0, "orthorhombic": 4.0,
-                       "monoclinic": 1.0}
+                       "monoclinic": 1.0, "triclinic": 0.25}
 # Each line a cell leaves unindexed divides its score by this.
 UNINDEXED_PENALTY = 3.0
 # Trial cells are made from lines corrected by each of these zero shifts (degrees of 2θ): a
 # zero error of a tenth of a degree changes the lowest lines' 1/d² by a percent or more.
 TRIAL_ZERO_SHIFTS = (0.0, -0.08, 0.08)
+# Triclinic trials are many more, so fewer shifts.
+TRICLINIC_ZERO_SHIFTS = (0.0, -0.08, 0.08)
 # Largest zero shift refined, degrees of 2θ.
 MAX_ZERO_SHIFT = 0.15
 # Trials are counted within this many times the final tolerance.
@@ -73,6 +80,15 @@ N_PROMOTED = 10
 PROMOTION_SYMPREC = 0.1
 # Trials that survive the first, cheap count and are refined.
 N_REFINED = 40
+N_REFINED_TRICLINIC = 16
+# Triclinic zones: the cross-term candidates kept per pair of axes (those whose zone indexes
+# the most lines), and the largest index along each zone axis when counting them.
+N_ZONE_CANDIDATES = 6
+ZONE_INDEX = 4
+ZONE_BOUND = 2.0
+# Of the combinations of three zones' cross terms, those whose zones index the most lines are
+# tried, this many for each three lines.
+N_TRICLINIC_COMBINATIONS = 96
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,7 @@ class CellSolution:
     def bravais_lattice(self) -> str:
         """Pearson-style symbol as :func:`core.symmetry.bravais_lattice_of` writes it."""
         family = {"cubic": "c", "tetragonal": "t", "hexagonal": "h", "orthorhombic": "o",
-                  "monoclinic": "m"}[self.system]
+                  "monoclinic": "m", "triclinic": "a"}[self.system]
         if self.system == "monoclinic" and self.centring != "P":
             return "mS"
         return family + ("S" if self.centring in "ABC" else self.centring)
@@ -134,7 +150,9 @@ def _terms(system: str, hkl: np.ndarray) -> np.ndarray:
         return np.stack([h * h + h * k + k * k, l * l], axis=-1)
     if system == "orthorhombic":
         return np.stack([h * h, k * k, l * l], axis=-1)
-    return np.stack([h * h, k * k, l * l, h * l], axis=-1)
+    if system == "monoclinic":
+        return np.stack([h * h, k * k, l * l, h * l], axis=-1)
+    return np.stack([h * h, k * k, l * l, h * l, k * l, h * k], axis=-1)
 
 
 def _allowed(centring: str, hkl: np.ndarray) -> np.ndarray:
@@ -148,14 +166,16 @@ def _allowed(centring: str, hkl: np.ndarray) -> np.ndarray:
 def _hkl_table(system: str, limits: tuple[int, int, int], all_signs: bool = True) -> np.ndarray:
     """Miller indices up to ``limits`` that give every distinct 1/d² of the family (0 excluded).
 
-    Monoclinic cells need negative h. Hexagonal ones need negative h and k only to test the
-    rhombohedral condition (``all_signs``): h, k >= 0 already give every h² + hk + k².
+    Monoclinic cells need negative h, triclinic ones negative h and k. Hexagonal ones need
+    negative h and k only to test the rhombohedral condition (``all_signs``): h, k >= 0
+    already give every h² + hk + k².
     Read-only: the same few tables serve every trial, so each is made once per process.
     """
     lh, lk, ll = limits
-    signed_h = system == "monoclinic" or (system == "hexagonal" and all_signs)
+    signed_k = system == "triclinic" or (system == "hexagonal" and all_signs)
+    signed_h = signed_k or system == "monoclinic"
     hs = np.arange(-lh if signed_h else 0, lh + 1)
-    ks = np.arange(-lk if system == "hexagonal" and all_signs else 0, lk + 1)
+    ks = np.arange(-lk if signed_k else 0, lk + 1)
     grid = np.stack(np.meshgrid(hs, ks, np.arange(0, ll + 1), indexing="ij"), -1).reshape(-1, 3)
     table = grid[np.abs(grid).sum(1) > 0]
     table.flags.writeable = False
@@ -174,8 +194,30 @@ def _trial_hkl(system: str, centred: bool = False) -> np.ndarray:
     return table[np.sort(first)]
 
 
+def _reciprocal_metric(params: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) reciprocal metric G* of triclinic parameters (h², k², l², hl, kl, hk)."""
+    p = params
+    return np.stack([np.stack([p[:, 0], p[:, 5] / 2, p[:, 3] / 2], -1),
+                     np.stack([p[:, 5] / 2, p[:, 1], p[:, 4] / 2], -1),
+                     np.stack([p[:, 3] / 2, p[:, 4] / 2, p[:, 2]], -1)], -2)
+
+
+def _direct_axes(params: np.ndarray) -> np.ndarray:
+    """(n, 3) direct cell lengths a, b, c (Å) of triclinic parameter rows."""
+    metric = np.linalg.inv(_reciprocal_metric(params))
+    return np.sqrt(np.abs(np.diagonal(metric, axis1=1, axis2=2)))
+
+
 def _metric_ok(system: str, params: np.ndarray) -> np.ndarray:
     """Which rows of reciprocal-metric parameters give a sensible cell."""
+    if system == "triclinic":
+        g_star = _reciprocal_metric(params)
+        minors = (params[:, 0] > 0) & (params[:, 0] * params[:, 1] > params[:, 5] ** 2 / 4)
+        ok = minors & (np.linalg.det(g_star) > 0)
+        ok &= np.all(params[:, :3] < 1.0, axis=1)
+        safe = np.where(ok[:, None], params, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        ok &= np.all(_direct_axes(safe) < MAX_AXIS, axis=1)
+        return ok & (_volume(system, safe) < MAX_VOLUME)
     squares = params[:, :3] if system in ("orthorhombic", "monoclinic") else params
     ok = np.all(squares > 1.0 / MAX_AXIS ** 2, axis=1) & np.all(squares < 1.0, axis=1)
     if system == "monoclinic":
@@ -190,7 +232,8 @@ def _volume(system: str, params: np.ndarray) -> np.ndarray:
     det = {"cubic": lambda: p[:, 0] ** 3, "tetragonal": lambda: p[:, 0] ** 2 * p[:, 1],
            "hexagonal": lambda: 0.75 * p[:, 0] ** 2 * p[:, 1],
            "orthorhombic": lambda: p[:, 0] * p[:, 1] * p[:, 2],
-           "monoclinic": lambda: p[:, 1] * (p[:, 0] * p[:, 2] - p[:, 3] ** 2 / 4.0)}[system]()
+           "monoclinic": lambda: p[:, 1] * (p[:, 0] * p[:, 2] - p[:, 3] ** 2 / 4.0),
+           "triclinic": lambda: np.linalg.det(_reciprocal_metric(p))}[system]()
     return 1.0 / np.sqrt(np.maximum(det, 1e-30))
 
 
@@ -206,6 +249,12 @@ def _cell(system: str, p: np.ndarray) -> tuple[float, float, float, float, float
         return (a, a, 1 / np.sqrt(p[1]), 90.0, 90.0, 120.0)
     if system == "orthorhombic":
         return (1 / np.sqrt(p[0]), 1 / np.sqrt(p[1]), 1 / np.sqrt(p[2]), 90.0, 90.0, 90.0)
+    if system == "triclinic":
+        g = np.linalg.inv(_reciprocal_metric(p[None])[0])
+        a, b, c = np.sqrt(np.diag(g))
+        angles = np.degrees(np.arccos(np.clip([g[1, 2] / (b * c), g[0, 2] / (a * c),
+                                               g[0, 1] / (a * b)], -1.0, 1.0)))
+        return (a, b, c, *angles)
     a_star, b_star, c_star = np.sqrt(p[:3])
     cos_beta_star = p[3] / (2 * a_star * c_star)
     sin_beta_star = np.sqrt(1 - cos_beta_star ** 2)
@@ -225,8 +274,50 @@ def _trial_inverses(system: str, centred: bool = False) -> np.ndarray:
     return inverses
 
 
-def _trials(system: str, q: np.ndarray) -> np.ndarray:
+def _zone_cross_terms(q: np.ndarray, qa: float, qb: float, loose: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate cross terms X >= 0 of the zone 1/d² = h²·qa + k²·qb + hk·X, from lines that fit
+    (1, ±1), (2, ±1) or (1, ±2) (any X of a positive-definite zone: the axes need not be a
+    reduced basis, since a weak line may be missing). Returns the N_ZONE_CANDIDATES whose zone
+    indexes the most lines, and those counts."""
+    x = np.concatenate([np.abs(q - qa - qb), np.abs(q - 4 * qa - qb) / 2,
+                        np.abs(q - qa - 4 * qb) / 2])
+    x = np.unique(np.round(x[x < ZONE_BOUND * np.sqrt(qa * qb)], 7))
+    if len(x) == 0:
+        return x, np.zeros(0, np.int64)
+    h, k = np.meshgrid(np.arange(0, ZONE_INDEX + 1), np.arange(-ZONE_INDEX, ZONE_INDEX + 1))
+    h, k = h.ravel(), k.ravel()
+    zone = (h * h * qa + k * k * qb)[None, :] + x[:, None] * (h * k)[None, :]
+    counts = (np.abs(zone[:, :, None] - q[None, None, :]) < loose).any(1).sum(1)
+    best = np.argsort(-counts, kind="stable")[:N_ZONE_CANDIDATES]
+    return x[best], counts[best]
+
+
+def _triclinic_trials(q: np.ndarray, loose: np.ndarray) -> np.ndarray:
+    """Triclinic parameters (h², k², l², hl, kl, hk) from zones: three of the lowest lines as
+    a*², b*², c*², and the combinations of their zones' candidate cross terms (hk and hl taken
+    >= 0, which fixes the signs of b and c; kl of both signs) whose three zones index the most
+    lines, N_TRICLINIC_COMBINATIONS per three lines."""
+    lines = range(min(N_TRIAL_LINES["triclinic"], len(q)))
+    zones = {(i, j): _zone_cross_terms(q, q[i], q[j], loose)
+             for i, j in itertools.combinations(lines, 2)}
+    found = []
+    for i, j, k in itertools.combinations(lines, 3):
+        qa, qb, qc = q[i], q[j], q[k]
+        (ab, n_ab), (ac, n_ac), (bc, n_bc) = zones[i, j], zones[i, k], zones[j, k]
+        bc, n_bc = np.concatenate([bc, -bc]), np.concatenate([n_bc, n_bc])
+        score = n_ab[:, None, None] + n_ac[None, :, None] + n_bc[None, None, :]
+        best = np.argsort(-score, axis=None, kind="stable")[:N_TRICLINIC_COMBINATIONS]
+        i_ab, i_ac, i_bc = np.unravel_index(best, score.shape)
+        found += [(qa, qb, qc, x_ac, x_bc, x_ab) for x_ab, x_ac, x_bc in zip(ab[i_ab], ac[i_ac], bc[i_bc])]
+    return np.array(found).reshape(-1, 6)
+
+
+def _trials(system: str, q: np.ndarray, loose: np.ndarray) -> np.ndarray:
     """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
+    if system == "triclinic":
+        params = _triclinic_trials(q, loose)
+        return _unique_trials(params[_metric_ok(system, params)]) if len(params) else params
     tables = [(_trial_inverses(system), N_TRIAL_LINES[system])]
     if system == "monoclinic":
         tables.append((_trial_inverses(system, centred=True), CENTRED_TRIAL_LINES))
@@ -237,11 +328,15 @@ def _trials(system: str, q: np.ndarray) -> np.ndarray:
             params = inverses @ q[list(chosen)]
             found.append(params[_metric_ok(system, params)])
     params = np.concatenate(found) if found else np.zeros((0, n_params))
-    if len(params) == 0:
-        return params
+    return _unique_trials(params) if len(params) else params
+
+
+def _unique_trials(params: np.ndarray) -> np.ndarray:
+    """One of each group of trials that agree to about 0.3 % (first occurrences kept)."""
+    n_params = params.shape[1]
     key = np.round(np.log(params[:, :3] if n_params > 3 else params) * 300).astype(np.int64)
     if n_params > 3:
-        key = np.column_stack([key, np.round(params[:, 3] / params[:, 0] * 300).astype(np.int64)])
+        key = np.column_stack([key, np.round(params[:, 3:] / params[:, :1] * 300).astype(np.int64)])
     _, first = np.unique(key, axis=0, return_index=True)
     return params[np.sort(first)]
 
@@ -252,12 +347,16 @@ def _candidates(system: str, params: np.ndarray, q: np.ndarray, q_max: float,
 
     Solving 1/d² = c0 + c1·l + c2·l² for l, rather than listing every l, keeps the work linear
     in the number of (h, k) pairs. Returns the (h, k) table and, per root of that quadratic,
-    l (n, hk, m) and the calculated 1/d² (n, hk, m); only monoclinic cells have two roots.
+    l (n, hk, m) and the calculated 1/d² (n, hk, m); only monoclinic and triclinic cells have
+    two roots.
     """
     a_star2 = params[:, 0]
     limit_h = int(np.ceil(np.sqrt(q_max / a_star2.min()) * (1.6 if system == "monoclinic" else 1.2)))
     b_star2 = params[:, 1] if system in ("orthorhombic", "monoclinic") else a_star2
     limit_k = int(np.ceil(np.sqrt(q_max / b_star2.min()) * 1.2))
+    if system == "triclinic":  # |h| <= a·|r*| exactly, a the direct axis
+        limit_h, limit_k = (int(n) for n in np.ceil(np.sqrt(q_max)
+                                                    * _direct_axes(params)[:, :2].max(0)))
     hk = np.vstack([_hkl_table(system, (limit_h, limit_k, 0), all_signs=False), [[0, 0, 0]]])
     h, k = hk[:, 0].astype(dtype), hk[:, 1].astype(dtype)
     p = params.astype(dtype)[:, None, :]
@@ -269,8 +368,11 @@ def _candidates(system: str, params: np.ndarray, q: np.ndarray, q_max: float,
         c0, c2 = p[..., 0] * form, p[..., 1]
     elif system == "orthorhombic":
         c0, c2 = p[..., 0] * h * h + p[..., 1] * k * k, p[..., 2]
-    else:
+    elif system == "monoclinic":
         c0, c1, c2 = p[..., 0] * h * h + p[..., 1] * k * k, (p[..., 3] * h)[..., None], p[..., 2]
+    else:
+        c0 = p[..., 0] * h * h + p[..., 1] * k * k + p[..., 5] * h * k
+        c1, c2 = (p[..., 3] * h + p[..., 4] * k)[..., None], p[..., 2]
     c0, c2 = c0[..., None], c2[..., None]
     target = q.astype(dtype)[None, None, :]
     ls, calcs = [], []
@@ -361,7 +463,7 @@ def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: f
                        TRIAL_RELATIVE_TOLERANCE * q)
     solutions = []
     for system in systems:
-        for zero in TRIAL_ZERO_SHIFTS:
+        for zero in TRICLINIC_ZERO_SHIFTS if system == "triclinic" else TRIAL_ZERO_SHIFTS:
             solutions += _search(system, two_theta, zero, loose, q_tol, wavelength)
         if any(s.n_unindexed == 0 and s.m20 >= CONVINCING_M20 for s in solutions):
             break
@@ -375,7 +477,7 @@ def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: f
     return _distinct(solutions)[:top]
 
 
-_FAMILY_RANK = {"monoclinic": 0, "orthorhombic": 1, "tetragonal": 2, "hexagonal": 2, "cubic": 3}
+_FAMILY_RANK = {"triclinic": -1, "monoclinic": 0, "orthorhombic": 1, "tetragonal": 2, "hexagonal": 2, "cubic": 3}
 _CENTRING_POINTS = {"P": [], "I": [[0.5, 0.5, 0.5]], "C": [[0.5, 0.5, 0]], "A": [[0, 0.5, 0.5]],
                     "B": [[0.5, 0, 0.5]], "R": [[2 / 3, 1 / 3, 1 / 3], [1 / 3, 2 / 3, 2 / 3]],
                     "F": [[0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]}
@@ -404,7 +506,10 @@ def _promoted(solution: CellSolution, two_theta: np.ndarray, loose: np.ndarray,
     g_star = np.linalg.inv(dataset.std_lattice @ dataset.std_lattice.T)
     params = {"cubic": [g_star[0, 0]], "tetragonal": [g_star[0, 0], g_star[2, 2]],
               "hexagonal": [g_star[0, 0], g_star[2, 2]],
-              "orthorhombic": [g_star[0, 0], g_star[1, 1], g_star[2, 2]]}[system]
+              "orthorhombic": [g_star[0, 0], g_star[1, 1], g_star[2, 2]],
+              # b unique; the sign of a chosen so that β is obtuse
+              "monoclinic": [g_star[0, 0], g_star[1, 1], g_star[2, 2], 2 * abs(g_star[0, 2])]
+              }[system]
     return _refine(system, np.array(params), two_theta, solution.zero_shift, loose, q_tol,
                    wavelength)
 
@@ -418,14 +523,15 @@ def _search(system: str, two_theta: np.ndarray, zero: float, loose: np.ndarray,
             q_tol: np.ndarray, wavelength: float) -> list[CellSolution]:
     """Refined cells of one family from trials on lines corrected for a trial zero shift."""
     q = q_from_two_theta(two_theta - zero, wavelength)
-    params = _trials(system, q)
+    params = _trials(system, q, loose)
     if len(params) == 0:
         return []
     # Trials are counted on the first lines only: a trial cell's small errors grow with
     # angle, and refinement on the lines it does index removes them.
     n_used = min(N_COUNTED, len(q))
     counts = _count_indexed(system, params, q[:n_used], loose[:n_used])
-    keep = np.argsort(-counts, kind="stable")[:N_REFINED]
+    keep = np.argsort(-counts, kind="stable")[:N_REFINED_TRICLINIC if system == "triclinic"
+                                               else N_REFINED]
     keep = keep[counts[keep] >= n_used - 2]
     found = []
     for row in params[keep]:
@@ -441,7 +547,8 @@ def _count_indexed(system: str, params: np.ndarray, q: np.ndarray, q_tol: np.nda
     if len(params) == 0:
         return np.zeros(0, np.int64)
     # Chunks of similar cell size keep each chunk's table of (h, k) small.
-    order = np.argsort(params[:, :2].min(1))
+    size = -_direct_axes(params)[:, :2].max(1) if system == "triclinic" else params[:, :2].min(1)
+    order = np.argsort(size)
     counts = np.zeros(len(params), np.int64)
     for chunk in np.array_split(order, max(1, len(order) // 200)):
         counts[chunk] = (_misfit(system, params[chunk], q, q[-1]) < q_tol).sum(1)
@@ -474,6 +581,8 @@ def _refine(system: str, params: np.ndarray, two_theta: np.ndarray, zero: float,
         params = np.sort(params)[::-1]
     if system == "monoclinic":
         params = _reduced_monoclinic(params)
+    if system == "triclinic":
+        params = _reduced_triclinic(params)
     return _solution(system, params, two_theta, q_corrected, q_tol, wavelength, zero)
 
 
@@ -495,6 +604,16 @@ def _reduced_monoclinic(params: np.ndarray) -> np.ndarray:
     sin2 = 1.0 - cos_beta ** 2
     return np.array([1 / (a * a * sin2), 1 / (b * b), 1 / (c * c * sin2),
                      -2 * cos_beta / (a * c * sin2)])
+
+
+def _reduced_triclinic(params: np.ndarray) -> np.ndarray:
+    """The same triclinic lattice in its Niggli-reduced cell (pymatgen)."""
+    from pymatgen.core import Lattice
+
+    reduced = Lattice.from_parameters(*_cell("triclinic", params)).get_niggli_reduced_lattice()
+    g_star = np.linalg.inv(reduced.metric_tensor)
+    return np.array([g_star[0, 0], g_star[1, 1], g_star[2, 2], 2 * g_star[0, 2],
+                     2 * g_star[1, 2], 2 * g_star[0, 1]])
 
 
 def _solution(system: str, params: np.ndarray, two_theta: np.ndarray, q: np.ndarray,

@@ -289,7 +289,7 @@ st.caption(f"Top: the pattern as measured (after wavelength conversion, cropping
 
 # ----------------------------------------------------------------------------- cell
 st.markdown("#### Index this pattern")
-st.caption("Looks for a unit cell, cubic to monoclinic, that explains the positions of the "
+st.caption("Looks for a unit cell, cubic to triclinic, that explains the positions of the "
            "first 20 peaks, as an indexing program would: the crystallographer's own check on "
            "the network's crystal system. It takes a second or a few. On real RRUFF patterns, a "
            "best cell with a figure of merit M20 of 20 or more had the right crystal family "
@@ -319,7 +319,8 @@ if cells and cells[0] == cell_key:
                          hide_index=True, key="classify_lines_table")
         st.caption("Cells are ranked by M20 (de Wolff), favouring higher symmetry and "
                    "penalising unindexed lines; the lattice symbol is the Bravais lattice "
-                   "(S: one face centred). Triclinic cells are not searched.")
+                   "(S: one face centred). Triclinic cells are searched only when no cell "
+                   "of higher symmetry indexes every line convincingly.")
 
 # ----------------------------------------------------------------------------- why
 st.markdown("#### Which peaks decided it?")

@@ -372,8 +372,8 @@ def absences_verdict(evidence: dict[int, GroupEvidence], solution: CellSolution)
 def indexing_verdict(solutions: Sequence[CellSolution], prediction: Prediction) -> str:
     """One sentence on the best cell and whether it agrees with the network."""
     if not solutions:
-        return ("No cubic to monoclinic cell indexes all but two of the first peaks: the sample "
-                "may be triclinic, a mixture, or its peaks too broad or too few to index.")
+        return ("No cell, cubic to triclinic, indexes all but two of the first peaks: the "
+                "sample may be a mixture, or its peaks too broad or too few to index.")
     best = solutions[0]
     strength = ("convincing" if best.m20 >= CONVINCING_M20 and best.n_unindexed == 0 else
                 "plausible" if best.m20 >= 10 else "weak")

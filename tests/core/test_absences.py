@@ -151,6 +151,19 @@ def test_rerank_leaves_the_ranking_alone_without_a_convincing_cell():
     assert evidence[winner].consistent and evidence[winner].allowed == evidence[136].allowed
 
 
+def test_a_triclinic_cell_favours_the_two_triclinic_groups():
+    structure = Structure.from_spacegroup(
+        "P-1", Lattice.from_parameters(5.31, 6.87, 7.42, 82.3, 76.9, 71.2), ["Ca", "Si", "O"],
+        [[0.21, 0.12, 0.37], [0.33, 0.41, 0.08], [0.71, 0.22, 0.15]])
+    peaks = simulate(structure)
+    best, evidence = best_cell(peaks.two_theta[peaks.intensity >= 1.0])
+    assert best.bravais_lattice == "aP" and sorted(evidence) == [1, 2]
+    assert evidence[1].consistent and evidence[2].consistent
+    probabilities = np.full(230, 1 / 230)
+    ranked = rerank(probabilities, best, evidence, range(1, 231))
+    assert ranked[0] == ranked[1] and ranked[0] > 40 * ranked[2:].max()
+
+
 def test_many_patterns_are_indexed_in_worker_processes_with_the_same_answers():
     lines = [simulate(STRUCTURES[name]) for name in ("rutile", "corundum", "silicon", "P2_1/c")]
     peak_lists = [p.two_theta[p.intensity >= 1.0] for p in lines] + [np.array([20.0, 30.0])]

@@ -86,7 +86,55 @@ def test_c_centred_monoclinic_cells_are_found_by_the_centred_trials(monkeypatch)
     assert best.volume == pytest.approx(DIOPSIDE.lattice.volume, rel=2e-3)
     assert best.cell[1] == pytest.approx(8.93, rel=2e-3)  # the unique axis
     monkeypatch.setattr(indexing, "CENTRED_TRIAL_LINES", 0)
-    assert not any(s.bravais_lattice == "mS" for s in index_pattern(lines, CU_KA))
+    # without them the monoclinic search misses it (the triclinic zones, searched only when
+    # nothing convinces, then find its lattice, described as monoclinic again)
+    assert not any(s.bravais_lattice == "mS"
+                   for s in index_pattern(lines, CU_KA, systems=indexing.SYSTEMS[:-1]))
+    assert index_pattern(lines, CU_KA)[0].bravais_lattice == "mS"
+
+
+# A P-1 crystal whose shortest reciprocal axis (100) is too weak to be seen: the zones must
+# start from a basis that is not the reduced one.
+TRICLINIC = Structure.from_spacegroup(
+    "P-1", Lattice.from_parameters(5.31, 6.87, 7.42, 82.3, 76.9, 71.2), ["Ca", "Si", "O"],
+    [[0.21, 0.12, 0.37], [0.33, 0.41, 0.08], [0.71, 0.22, 0.15]])
+
+
+def test_triclinic_cells_are_found_by_zones_and_niggli_reduced():
+    lines = _lines(TRICLINIC)
+    a_star = TRICLINIC.lattice.reciprocal_lattice_crystallographic.abc[0]
+    assert np.min(np.abs(lines - 2 * np.degrees(np.arcsin(CU_KA * a_star / 2)))) > 0.1  # no 100
+    best = index_pattern(lines, CU_KA)[0]
+    assert best.bravais_lattice == "aP" and best.n_unindexed == 0 and best.m20 > 20
+    reduced = TRICLINIC.lattice.get_niggli_reduced_lattice().parameters
+    assert np.allclose(best.cell, reduced, rtol=2e-3, atol=0.05), best.cell
+
+
+def test_zone_cross_terms_include_the_true_one():
+    g_star = TRICLINIC.lattice.reciprocal_lattice_crystallographic.metric_tensor
+    q = indexing.q_from_two_theta(np.sort(_lines(TRICLINIC))[:20], CU_KA)
+    loose = 0.003 * q
+    # b* and c* (both seen) span a zone whose cross term is |2 b*·c*|
+    crossing = indexing._zone_cross_terms(q, g_star[1, 1], g_star[2, 2], loose)
+    assert len(crossing) <= indexing.N_ZONE_CANDIDATES
+    assert np.min(np.abs(crossing - 2 * abs(g_star[1, 2]))) < 1e-4
+
+
+def test_a_monoclinic_lattice_found_as_triclinic_is_described_as_monoclinic():
+    structure, system, centring, cell = STRUCTURES["monoclinic P"]
+    best = index_pattern(_lines(structure), CU_KA, systems=("triclinic",))[0]
+    assert (best.system, best.centring) == (system, centring) and _close(best, cell)
+
+
+def test_triclinic_is_searched_only_without_a_convincing_cell_of_higher_symmetry(monkeypatch):
+    def searched(*args):
+        raise AssertionError("triclinic searched")
+
+    monkeypatch.setattr(indexing, "_triclinic_trials", searched)
+    best = index_pattern(_lines(STRUCTURES["rutile"][0]), CU_KA)[0]
+    assert best.system == "tetragonal"
+    with pytest.raises(AssertionError, match="triclinic searched"):
+        index_pattern(_lines(TRICLINIC), CU_KA)
 
 
 def test_indexed_lines_carry_their_miller_indices():

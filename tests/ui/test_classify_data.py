@@ -380,7 +380,7 @@ def test_indexing_tables_and_verdict():
         f"Best cell: tetragonal, lattice tP, M20 = {solutions[0].m20:.1f} with 1 of")
     assert data.indexing_verdict(solutions, tetragonal).endswith("tetragonal (80%), agrees.")
     assert data.indexing_verdict(solutions, cubic).endswith("cubic (60%), does not agree.")
-    assert data.indexing_verdict([], cubic).startswith("No cubic to monoclinic cell")
+    assert data.indexing_verdict([], cubic).startswith("No cell, cubic to triclinic,")
     probabilities = np.full(230, 0.001)
     probabilities[[135, 126, 224]] = [0.3, 0.2, 0.4]  # P4_2/mnm, P4/mbm, Fm-3m (not tP)
     ranked = data.groups_of_lattice(Prediction("r.xy", probabilities=probabilities), solutions[0], 3)
