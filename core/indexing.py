@@ -12,9 +12,9 @@ Cubic to monoclinic cells are searched by assigning indices to lines; triclinic 
 six unknowns make that too slow, by zones in the spirit of Ito (1949): three low-angle lines
 are taken as a*, b*, c* and each cross term comes from a line that fits a (1, ±1)-type index
 of the zone the two axes span. Triclinic is searched last, only when no higher family indexed
-every line convincingly. An answer is a hint, as from any indexing program: on the 222 measured RRUFF
-patterns a best cell with M20 >= 20 had the right crystal family 88 % of the time, and the
-right family over all of them 63 % (``benchmarks/indexing.py``).
+every line convincingly. An answer is a hint, as from any indexing program: on the 222
+measured RRUFF patterns a best cell with M20 >= 20 had the right crystal family 89 % of the
+time, and the right family over all of them 82 % (``benchmarks/indexing.py``).
 """
 
 from __future__ import annotations
@@ -63,8 +63,6 @@ UNINDEXED_PENALTY = 3.0
 # Trial cells are made from lines corrected by each of these zero shifts (degrees of 2θ): a
 # zero error of a tenth of a degree changes the lowest lines' 1/d² by a percent or more.
 TRIAL_ZERO_SHIFTS = (0.0, -0.08, 0.08)
-# Triclinic trials are many more, so fewer shifts.
-TRICLINIC_ZERO_SHIFTS = (0.0, -0.08, 0.08)
 # Largest zero shift refined, degrees of 2θ.
 MAX_ZERO_SHIFT = 0.15
 # Trials are counted within this many times the final tolerance.
@@ -80,11 +78,12 @@ N_PROMOTED = 10
 PROMOTION_SYMPREC = 0.1
 # Trials that survive the first, cheap count and are refined.
 N_REFINED = 40
-N_REFINED_TRICLINIC = 16
+N_REFINED_TRICLINIC = 16  # fewer: each trial is slower to refine, and they are many more
 # Triclinic zones: the cross-term candidates kept per pair of axes (those whose zone indexes
 # the most lines), and the largest index along each zone axis when counting them.
 N_ZONE_CANDIDATES = 6
 ZONE_INDEX = 4
+# A zone's cross term X is tried up to this times sqrt(qa·qb) (2: any positive-definite zone).
 ZONE_BOUND = 2.0
 # Of the combinations of three zones' cross terms, those whose zones index the most lines are
 # tried, this many for each three lines.
@@ -309,7 +308,8 @@ def _triclinic_trials(q: np.ndarray, loose: np.ndarray) -> np.ndarray:
         score = n_ab[:, None, None] + n_ac[None, :, None] + n_bc[None, None, :]
         best = np.argsort(-score, axis=None, kind="stable")[:N_TRICLINIC_COMBINATIONS]
         i_ab, i_ac, i_bc = np.unravel_index(best, score.shape)
-        found += [(qa, qb, qc, x_ac, x_bc, x_ab) for x_ab, x_ac, x_bc in zip(ab[i_ab], ac[i_ac], bc[i_bc])]
+        found += [(qa, qb, qc, x_ac, x_bc, x_ab)
+                  for x_ab, x_ac, x_bc in zip(ab[i_ab], ac[i_ac], bc[i_bc])]
     return np.array(found).reshape(-1, 6)
 
 
@@ -463,7 +463,7 @@ def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: f
                        TRIAL_RELATIVE_TOLERANCE * q)
     solutions = []
     for system in systems:
-        for zero in TRICLINIC_ZERO_SHIFTS if system == "triclinic" else TRIAL_ZERO_SHIFTS:
+        for zero in TRIAL_ZERO_SHIFTS:
             solutions += _search(system, two_theta, zero, loose, q_tol, wavelength)
         if any(s.n_unindexed == 0 and s.m20 >= CONVINCING_M20 for s in solutions):
             break
@@ -477,7 +477,8 @@ def index_pattern(two_theta: np.ndarray, wavelength: float = CU_KA, tolerance: f
     return _distinct(solutions)[:top]
 
 
-_FAMILY_RANK = {"triclinic": -1, "monoclinic": 0, "orthorhombic": 1, "tetragonal": 2, "hexagonal": 2, "cubic": 3}
+_FAMILY_RANK = {"triclinic": -1, "monoclinic": 0, "orthorhombic": 1, "tetragonal": 2,
+                "hexagonal": 2, "cubic": 3}
 _CENTRING_POINTS = {"P": [], "I": [[0.5, 0.5, 0.5]], "C": [[0.5, 0.5, 0]], "A": [[0, 0.5, 0.5]],
                     "B": [[0.5, 0, 0.5]], "R": [[2 / 3, 1 / 3, 1 / 3], [1 / 3, 2 / 3, 2 / 3]],
                     "F": [[0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]}
