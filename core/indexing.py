@@ -297,11 +297,11 @@ def _triclinic_trials(q: np.ndarray, loose: np.ndarray) -> np.ndarray:
     a*², b*², c*², and the combinations of their zones' candidate cross terms (hk and hl taken
     >= 0, which fixes the signs of b and c; kl of both signs) whose three zones index the most
     lines, N_TRICLINIC_COMBINATIONS per three lines."""
-    lines = range(min(N_TRIAL_LINES["triclinic"], len(q)))
+    first = range(min(N_TRIAL_LINES["triclinic"], len(q)))
     zones = {(i, j): _zone_cross_terms(q, q[i], q[j], loose)
-             for i, j in itertools.combinations(lines, 2)}
+             for i, j in itertools.combinations(first, 2)}
     found = []
-    for i, j, k in itertools.combinations(lines, 3):
+    for i, j, k in itertools.combinations(first, 3):
         qa, qb, qc = q[i], q[j], q[k]
         (ab, n_ab), (ac, n_ac), (bc, n_bc) = zones[i, j], zones[i, k], zones[j, k]
         bc, n_bc = np.concatenate([bc, -bc]), np.concatenate([n_bc, n_bc])
@@ -314,7 +314,8 @@ def _triclinic_trials(q: np.ndarray, loose: np.ndarray) -> np.ndarray:
 
 
 def _trials(system: str, q: np.ndarray, loose: np.ndarray) -> np.ndarray:
-    """Reciprocal-metric parameters fixed by giving trial lines small Miller indices."""
+    """Reciprocal-metric parameters of trial cells: fixed by giving the lowest lines small
+    Miller indices, or (triclinic) made from zones."""
     if system == "triclinic":
         params = _triclinic_trials(q, loose)
         return _unique_trials(params[_metric_ok(system, params)]) if len(params) else params
