@@ -211,12 +211,13 @@ def _metric_ok(system: str, params: np.ndarray) -> np.ndarray:
     """Which rows of reciprocal-metric parameters give a sensible cell."""
     if system == "triclinic":
         g_star = _reciprocal_metric(params)
+        det = np.linalg.det(g_star)
         minors = (params[:, 0] > 0) & (params[:, 0] * params[:, 1] > params[:, 5] ** 2 / 4)
-        ok = minors & (np.linalg.det(g_star) > 0)
-        ok &= np.all(params[:, :3] < 1.0, axis=1)
-        safe = np.where(ok[:, None], params, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-        ok &= np.all(_direct_axes(safe) < MAX_AXIS, axis=1)
-        return ok & (_volume(system, safe) < MAX_VOLUME)
+        ok = minors & (det > 0) & np.all(params[:, :3] < 1.0, axis=1)
+        metric = np.linalg.inv(np.where(ok[:, None, None], g_star, np.eye(3)))
+        axes = np.sqrt(np.abs(np.diagonal(metric, axis1=1, axis2=2)))
+        volume = 1.0 / np.sqrt(np.where(ok, det, 1.0))
+        return ok & np.all(axes < MAX_AXIS, axis=1) & (volume < MAX_VOLUME)
     squares = params[:, :3] if system in ("orthorhombic", "monoclinic") else params
     ok = np.all(squares > 1.0 / MAX_AXIS ** 2, axis=1) & np.all(squares < 1.0, axis=1)
     if system == "monoclinic":
@@ -351,13 +352,15 @@ def _candidates(system: str, params: np.ndarray, q: np.ndarray, q_max: float,
     l (n, hk, m) and the calculated 1/d² (n, hk, m); only monoclinic and triclinic cells have
     two roots.
     """
-    a_star2 = params[:, 0]
-    limit_h = int(np.ceil(np.sqrt(q_max / a_star2.min()) * (1.6 if system == "monoclinic" else 1.2)))
-    b_star2 = params[:, 1] if system in ("orthorhombic", "monoclinic") else a_star2
-    limit_k = int(np.ceil(np.sqrt(q_max / b_star2.min()) * 1.2))
     if system == "triclinic":  # |h| <= a·|r*| exactly, a the direct axis
         limit_h, limit_k = (int(n) for n in np.ceil(np.sqrt(q_max)
                                                     * _direct_axes(params)[:, :2].max(0)))
+    else:
+        a_star2 = params[:, 0]
+        limit_h = int(np.ceil(np.sqrt(q_max / a_star2.min())
+                              * (1.6 if system == "monoclinic" else 1.2)))
+        b_star2 = params[:, 1] if system in ("orthorhombic", "monoclinic") else a_star2
+        limit_k = int(np.ceil(np.sqrt(q_max / b_star2.min()) * 1.2))
     hk = np.vstack([_hkl_table(system, (limit_h, limit_k, 0), all_signs=False), [[0, 0, 0]]])
     h, k = hk[:, 0].astype(dtype), hk[:, 1].astype(dtype)
     p = params.astype(dtype)[:, None, :]
