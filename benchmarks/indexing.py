@@ -87,7 +87,7 @@ def score(two_theta: np.ndarray, wavelength: float, sg_number: int, cell: tuple,
 def rruff_rows(column: str, count: int | None) -> list[tuple]:
     """(peaks, wavelength, sg_number, cell) of the RRUFF patterns or of their DIF lists."""
     from core.grid import CU_KA
-    from core.indexing import pattern_peaks
+    from core.peaks import pattern_peaks
     from core.readers import read_pattern
 
     labels = pd.read_csv(accuracy.RRUFF_DEV / "labels.csv")

@@ -16,8 +16,9 @@ from core import registry
 from core.evaluation import crystal_system_probabilities
 from core.grid import CU_KA
 from core.absences import GroupEvidence, best_cells, rerank
-from core.indexing import RERANK_M20, CellSolution, pattern_peaks
+from core.indexing import RERANK_M20, CellSolution
 from core.paths import BUNDLED_MODEL
+from core.peaks import pattern_peaks
 from core.prior import adjust_for_prior
 from core.preprocess import Preprocessed, Preprocessing, to_grid
 from core.readers import MeasuredPattern, PatternReadError, read_pattern

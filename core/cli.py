@@ -62,7 +62,8 @@ def cmd_classify(args) -> int:
 
 def cmd_index(args) -> int:
     from core.grid import CU_KA
-    from core.indexing import index_pattern, pattern_peaks
+    from core.indexing import index_pattern
+    from core.peaks import pattern_peaks
     from core.readers import PatternReadError, read_pattern
 
     failed = False

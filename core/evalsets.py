@@ -210,7 +210,7 @@ def _reranked_by_cells(classifier: Classifier, labelled: LabelledSet, augmentati
     """Probabilities of a simulated set re-weighted as :meth:`Classifier.classify_patterns`
     does for a measured pattern, the cell found from a profile of each row at a 0.01° step."""
     from core.absences import best_cells, rerank
-    from core.indexing import profile_peaks
+    from core.peaks import profile_peaks
     from core.training import stick_batch
 
     profiles = augment_profiles(stick_batch(labelled.dataset, labelled.rows), INDEXING_GRID,

@@ -14,8 +14,9 @@ from core.examples import example_files, read_examples
 from core.explain import peak_influence
 from core.grid import CU_KA, WAVELENGTHS
 from core.absences import group_evidence
-from core.indexing import RERANK_M20, index_pattern, pattern_peaks
+from core.indexing import RERANK_M20, index_pattern
 from core.paths import BUNDLED_MODEL
+from core.peaks import pattern_peaks
 from core.preprocess import BACKGROUND_METHODS, Preprocessing, find_peaks
 from core.registry import ModelError
 from core.symmetry import by_number

@@ -207,7 +207,7 @@ def test_every_rruff_pattern_classifies_with_the_bundled_model():
 @needs_rruff
 def test_rruff_patterns_are_indexed_and_reranked_by_default():
     from core.absences import best_cell, rerank
-    from core.indexing import pattern_peaks
+    from core.peaks import pattern_peaks
 
     files = sorted(RRUFF_DEV.glob("R*.csv"))[:12]
     indexing = Classifier.load("default")
@@ -244,7 +244,8 @@ def test_models_without_a_training_prior_are_not_reweighted(padded_classifier):
 
 def test_index_reweights_towards_the_lattice_and_absences_of_a_convincing_cell(classifier, tmp_path):
     from core.absences import absence_weights, group_evidence
-    from core.indexing import RERANK_OTHER, RERANK_SAME_FAMILY, index_pattern, pattern_peaks
+    from core.indexing import RERANK_OTHER, RERANK_SAME_FAMILY, index_pattern
+    from core.peaks import pattern_peaks
     from core.simulation import simulate
     from core.symmetry import bravais_lattice_of
 

@@ -248,7 +248,7 @@ def test_an_indexing_classifier_reranks_simulated_rows_by_their_own_fine_profile
     from core.absences import best_cell, rerank
     from core.augmentation import augment_profiles
     from core.evalsets import INDEXING_GRID, INDEXING_SEED
-    from core.indexing import pick_peaks
+    from core.peaks import pick_peaks
     from core.preprocess import estimate_background
     from core.training import stick_batch
 

@@ -7,11 +7,12 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from core import indexing
-from core.grid import CU_KA, CU_KA1, CU_KA2, TwoThetaGrid
-from core.indexing import CellSolution, index_pattern, pattern_peaks, pick_peaks
+from core.grid import CU_KA
+from core.indexing import CellSolution, index_pattern
+from core.peaks import pattern_peaks
 from core.readers import MeasuredPattern
-from core.rendering import render
 from core.simulation import simulate
+from tests.core.test_peaks import measured_profile
 
 
 def _lines(structure: Structure, strongest: float = 1.0) -> np.ndarray:
@@ -174,43 +175,9 @@ def test_random_positions_are_not_indexed_convincingly():
     assert all(s.m20 < 10 or s.n_unindexed > 0 for s in solutions)
 
 
-def _measured_profile(structure: Structure, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A Cu Kα1 + Kα2 profile at a 0.01° step with a sloping background and counting noise."""
-    peaks = simulate(structure)
-    grid = TwoThetaGrid(5.0, 90.0, 0.01)
-    ka2 = 2 * np.degrees(np.arcsin(np.sin(np.radians(peaks.two_theta / 2)) * CU_KA2 / CU_KA1))
-    positions = np.concatenate([peaks.two_theta, ka2])[None]
-    heights = np.concatenate([peaks.intensity, 0.5 * peaks.intensity])[None]
-    angles = grid.angles.astype(np.float64)
-    signal = render(positions, heights, grid, fwhm=0.08, eta=0.4)[0] * 5000
-    counts = rng.poisson(signal + 200 - angles)
-    return angles, counts.astype(np.float64)
-
-
 def test_peaks_picked_from_a_noisy_doublet_profile_index_the_cell():
     structure, system, centring, cell = STRUCTURES["rutile"]
-    angles, counts = _measured_profile(structure, np.random.default_rng(0))
+    angles, counts = measured_profile(structure, np.random.default_rng(0))
     pattern = MeasuredPattern("rutile.xy", angles, counts, CU_KA, None, {}, "xy")
-    picked = pattern_peaks(pattern)
-    true_lines = _lines(structure)
-    first = true_lines[true_lines < 60]
-    assert np.all(np.min(np.abs(picked[:, None] - first[None]), axis=0) < 0.03)
-    best = index_pattern(picked, CU_KA)[0]
+    best = index_pattern(pattern_peaks(pattern), CU_KA)[0]
     assert (best.system, best.centring) == (system, centring) and _close(best, cell, rel=3e-3)
-
-
-def test_pick_peaks_drops_ka2_shoulders_and_ignores_flat_or_tiny_input():
-    structure = STRUCTURES["CsCl"][0]
-    angles, counts = _measured_profile(structure, np.random.default_rng(1))
-    with_doublet = pick_peaks(angles, counts, ka2=False)
-    without = pick_peaks(angles, counts)
-    assert len(without) < len(with_doublet)
-    assert len(pick_peaks(angles, np.full_like(angles, 7.0))) == 0
-    assert len(pick_peaks(angles[:3], counts[:3])) == 0
-
-
-def test_stick_lists_are_indexed_from_their_own_lines():
-    structure = STRUCTURES["quartz"][0]
-    peaks = simulate(structure)
-    pattern = MeasuredPattern("quartz.dif", peaks.two_theta, peaks.intensity, CU_KA, None, {}, "dif")
-    assert np.array_equal(pattern_peaks(pattern), np.sort(peaks.two_theta))

@@ -352,7 +352,8 @@ def test_a_hundred_uploads_show_one_table_and_one_file_in_detail(tiny_model):
 
 
 def test_the_detail_indexes_the_pattern_on_request(tiny_model):
-    from core.indexing import index_pattern, pattern_peaks
+    from core.indexing import index_pattern
+    from core.peaks import pattern_peaks
 
     at = _upload(_app(), {"R990002_Si.dif": GOOD["R990002_Si.dif"]})
     assert not [t for t in at.dataframe if "M20" in t.value.columns]  # only on request
