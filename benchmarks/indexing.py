@@ -13,9 +13,9 @@ Sets, where ``../shared`` has them:
 The best cell is scored against the reference cell: the right crystal family (trigonal and
 hexagonal are one family here), the right Bravais lattice, and the right volume per lattice
 point (within 2 %, so that any setting of the right lattice counts). Triclinic cells are
-searched only when no cell of higher symmetry indexes every line convincingly. Also reported: the same over the patterns
-whose best cell has M20 >= 20, which the Classify page calls convincing, and seconds per
-pattern.
+searched only when no cell of higher symmetry indexes every line convincingly. Also reported:
+the same over the patterns whose best cell has M20 >= 20, which the Classify page calls
+convincing, and seconds per pattern.
 
 Where the lattice is right, the systematic absences of the indexed lines
 (:mod:`core.absences`) are scored too: whether the true space group allows every indexed line,

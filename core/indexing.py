@@ -210,14 +210,13 @@ def _direct_axes(params: np.ndarray) -> np.ndarray:
 def _metric_ok(system: str, params: np.ndarray) -> np.ndarray:
     """Which rows of reciprocal-metric parameters give a sensible cell."""
     if system == "triclinic":
-        g_star = _reciprocal_metric(params)
-        det = np.linalg.det(g_star)
+        det = np.linalg.det(_reciprocal_metric(params))
         minors = (params[:, 0] > 0) & (params[:, 0] * params[:, 1] > params[:, 5] ** 2 / 4)
         ok = minors & (det > 0) & np.all(params[:, :3] < 1.0, axis=1)
-        metric = np.linalg.inv(np.where(ok[:, None, None], g_star, np.eye(3)))
-        axes = np.sqrt(np.abs(np.diagonal(metric, axis1=1, axis2=2)))
-        volume = 1.0 / np.sqrt(np.where(ok, det, 1.0))
-        return ok & np.all(axes < MAX_AXIS, axis=1) & (volume < MAX_VOLUME)
+        rows = np.flatnonzero(ok)  # G* positive definite: it can be inverted
+        ok[rows] = np.all(_direct_axes(params[rows]) < MAX_AXIS, axis=1) \
+            & (det[rows] ** -0.5 < MAX_VOLUME)
+        return ok
     squares = params[:, :3] if system in ("orthorhombic", "monoclinic") else params
     ok = np.all(squares > 1.0 / MAX_AXIS ** 2, axis=1) & np.all(squares < 1.0, axis=1)
     if system == "monoclinic":
