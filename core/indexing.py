@@ -567,8 +567,9 @@ def _refine(system: str, params: np.ndarray, two_theta: np.ndarray, zero: float,
     """
     q = q_from_two_theta(two_theta, wavelength)
     slope = 2.0 * np.sin(np.radians(two_theta)) / wavelength ** 2 * np.radians(1.0)
-    # Lines are added in steps, so that each refinement extrapolates only a little.
-    for n_used in sorted({min(n, len(q)) for n in (N_COUNTED, 15, len(q), len(q))}) + [len(q)]:
+    # Lines are added in steps, so that each refinement extrapolates only a little; the last
+    # step runs twice, since the cell refined on every line can index lines it missed before.
+    for n_used in sorted({min(n, len(q)) for n in (N_COUNTED, 15, len(q))}) + [len(q)]:
         q_corrected = q[:n_used] - zero * slope[:n_used]
         calc, hkl = _nearest(system, params[None], q_corrected, q_corrected[-1])
         indexed = np.abs(calc[0] - q_corrected) < loose[:n_used]
