@@ -29,6 +29,12 @@ from core.registry import ModelMetadata
 
 ProgressCallback = Callable[[int, int], None]
 
+# Simulated patterns are indexed from profiles rendered finely, as a measured file would be
+# (the model's input grid is too coarse to index from): a CIF folder's patterns are rendered
+# on this grid, a test split's rows get a separate draw of their perturbations on it.
+INDEXING_GRID = TwoThetaGrid(5.0, 90.0, 0.01)
+INDEXING_SEED = 1000
+
 
 @dataclass
 class LabelledSet:
@@ -109,9 +115,8 @@ def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int 
                          augmentation: Augmentation = Augmentation(),
                          progress: ProgressCallback | None = None) -> LabelledSet:
     """CIFs listed in ``labels.csv`` (``file``, ``sg_number``), simulated and perturbed as
-    measured patterns would be, with a fixed seed."""
-    from core.augmentation import augment_profiles
-    from core.grid import DEFAULT_GRID
+    measured patterns would be, with a fixed seed, and rendered on :data:`INDEXING_GRID` as a
+    measured file would be (a model resamples them to its own grid, as it does an upload)."""
     from core.simulation import simulate
     from core.structures import StructureReadError, read_cif
     from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -140,12 +145,12 @@ def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int 
     # Lattice constraints follow the structure's own conventional cell (spglib's system).
     sticks.system = np.array([CRYSTAL_SYSTEMS.index(by_number(p.sg_number).crystal_system)
                               for p in peaks], dtype=np.int64)
-    profiles = augment_profiles(sticks, DEFAULT_GRID, augmentation, np.random.default_rng(seed))
+    profiles = augment_profiles(sticks, INDEXING_GRID, augmentation, np.random.default_rng(seed))
+    angles = INDEXING_GRID.angles.astype(np.float64)  # one array, shared by every pattern
     for pid, profile in zip(ids, profiles):
         result.patterns.append(MeasuredPattern(
-            name=pid, two_theta=DEFAULT_GRID.angles.astype(np.float64),
-            intensity=profile.astype(np.float64) + 1e-6, wavelength=None, sg_number=None,
-            metadata={}, kind="simulated"))
+            name=pid, two_theta=angles, intensity=profile.astype(np.float64) + 1e-6,
+            wavelength=None, sg_number=None, metadata={}, kind="simulated"))
     result.labels = np.asarray(labels, dtype=np.int64)
     return result
 
@@ -199,10 +204,6 @@ class ModelEvaluation:
     draws: int = 1
 
 
-# Simulated patterns are indexed from their own draw of the perturbations, rendered finely
-# as a measured file would be (the model's input grid is too coarse to index from).
-INDEXING_GRID = TwoThetaGrid(5.0, 90.0, 0.01)
-INDEXING_SEED = 1000
 
 
 def _reranked_by_cells(classifier: Classifier, labelled: LabelledSet, augmentation: Augmentation,

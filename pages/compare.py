@@ -127,7 +127,7 @@ def _shared_set(kind: str) -> tuple[tuple, evalsets.LabelledSet]:
                     labelled = evalsets.labelled_folder(SHARED / "rruff_dev", name=RRUFF_DIF,
                                                         column="structure_file")
             else:
-                bar = st.progress(0.0, text="Simulating the COD structures (30–60 s, once)…")
+                bar = st.progress(0.0, text="Simulating the COD structures (about a minute, once)…")
                 labelled = evalsets.simulated_cif_folder(
                     SHARED / "cod_cifs", name=COD,
                     progress=lambda done, total: bar.progress(

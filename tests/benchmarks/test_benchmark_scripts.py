@@ -90,7 +90,10 @@ def test_accuracy_json_is_in_the_shape_model_cards_read(quick_run):
     skipped = {note["set"] for note in data["skipped"]}
     expected = ((RRUFF_DEV, "RRUFF rruff_dev (20 of 222", "RRUFF rruff_dev (222 real patterns)"),
                 (RRUFF_DEV, "DIF peak lists of 20 rruff_dev", "RRUFF rruff_dev (222 real patterns)"),
-                (COD_CIFS, "COD cod_cifs (20 of 704", "COD cod_cifs (704 structures, simulated)"))
+                (COD_CIFS, "COD cod_cifs (20 of 704 structures, simulated, quick",
+                 "COD cod_cifs (704 structures, simulated)"),
+                (COD_CIFS, "COD cod_cifs (20 of 704 structures, simulated without perturbations",
+                 "COD cod_cifs (704 structures, simulated without perturbations)"))
     for folder, prefix, full in expected:
         if folder.exists():
             assert any(s.startswith(prefix) for s in sets)

@@ -13,16 +13,18 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from core import dataset as store
+from core.absences import best_cell
 from core.augmentation import NO_AUGMENTATION
 from core.classify import Classifier
 from core.evalsets import (
+    INDEXING_GRID,
     LabelledSet,
     dataset_test_set,
     evaluate_model,
     labelled_folder,
     simulated_cif_folder,
 )
-from core.grid import DEFAULT_GRID
+from core.peaks import pattern_peaks
 from core.training import TrainingConfig, fixed_inputs
 from tests.conftest import RRUFF_DEV, needs_rruff
 
@@ -141,11 +143,14 @@ def test_simulated_cif_folder(tmp_path):
     assert [name for name, _ in labelled.skipped] == ["bad.cif"]
     for pattern in labelled.patterns:
         assert pattern.kind == "simulated"
-        assert pattern.two_theta.shape == (DEFAULT_GRID.size,)
+        assert pattern.two_theta.shape == (INDEXING_GRID.size,)
         assert np.all(np.isfinite(pattern.intensity))
     # Clean silicon: the strongest point is (111).
     si = labelled.patterns[1]
-    assert si.two_theta[si.intensity.argmax()] == pytest.approx(28.47, abs=0.05)
+    assert si.two_theta[si.intensity.argmax()] == pytest.approx(28.47, abs=0.01)
+    # Rendered finely, as a measured file would be, the profile indexes to silicon's cell.
+    cell, _ = best_cell(pattern_peaks(si))
+    assert cell.bravais_lattice == "cF" and cell.cell[0] == pytest.approx(5.431, abs=0.005)
     # The same seed gives the same realistic patterns; another seed different ones.
     once = simulated_cif_folder(tmp_path, seed=4)
     twice = simulated_cif_folder(tmp_path, seed=4)
