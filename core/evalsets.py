@@ -146,7 +146,8 @@ def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int 
     sticks.system = np.array([CRYSTAL_SYSTEMS.index(by_number(p.sg_number).crystal_system)
                               for p in peaks], dtype=np.int64)
     profiles = augment_profiles(sticks, INDEXING_GRID, augmentation, np.random.default_rng(seed))
-    angles = INDEXING_GRID.angles.astype(np.float64)  # one array, shared by every pattern
+    angles = INDEXING_GRID.angles.astype(np.float64)
+    angles.flags.writeable = False  # one array, shared by every pattern
     for pid, profile in zip(ids, profiles):
         result.patterns.append(MeasuredPattern(
             name=pid, two_theta=angles, intensity=profile.astype(np.float64) + 1e-6,
@@ -202,8 +203,6 @@ class ModelEvaluation:
     metrics: Metrics
     seconds: float
     draws: int = 1
-
-
 
 
 def _reranked_by_cells(classifier: Classifier, labelled: LabelledSet, augmentation: Augmentation,
