@@ -97,7 +97,7 @@ def subset_folder(folder: Path, column: str, count: int, target: Path) -> Path:
 def shared_sets(quick: bool, scratch: Path) -> tuple[list[EvaluationSet], list[dict]]:
     """The RRUFF and COD sets, or notes saying why each was skipped."""
     from core.augmentation import NO_AUGMENTATION, Augmentation
-    from core.evalsets import labelled_folder, simulated_cif_folder
+    from core.evalsets import labelled_folder, rendered_cif_set, simulate_cif_folder
 
     sets, skipped = [], []
     if RRUFF_DEV.is_dir():
@@ -126,17 +126,18 @@ def shared_sets(quick: bool, scratch: Path) -> tuple[list[EvaluationSet], list[d
             if done % 100 == 0 or done == total:
                 print(f"  simulated {done} of {total} COD structures", flush=True)
 
+        started = time.perf_counter()
+        simulated = simulate_cif_folder(folder, progress=progress)  # once, for both renderings
         for label, augmentation, how in ((COD_LABEL, Augmentation(), "simulated"),
                                          (COD_CLEAN_LABEL, NO_AUGMENTATION,
                                           "simulated without perturbations")):
             if quick:
                 label = f"COD cod_cifs ({QUICK_PATTERNS} of 704 structures, {how}, quick run)"
-            started = time.perf_counter()
-            labelled = simulated_cif_folder(folder, name=label, seed=0, augmentation=augmentation,
-                                            progress=progress)
+            labelled = rendered_cif_set(simulated, name=label, seed=0, augmentation=augmentation)
             sets.append(EvaluationSet(label, labelled, time.perf_counter() - started,
                                       f"{len(labelled.skipped)} CIFs could not be simulated"
                                       if labelled.skipped else ""))
+            started = time.perf_counter()
     else:
         skipped += [{"set": label, "reason": f"{COD_CIFS} not present"}
                     for label in (COD_LABEL, COD_CLEAN_LABEL)]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.augmentation import NO_AUGMENTATION, Augmentation, augment_profiles
+from core.augmentation import NO_AUGMENTATION, Augmentation, StickBatch, augment_profiles
 from core.classify import Classifier
 from core.dataset import Dataset, split
 from core.evaluation import Metrics, evaluate
@@ -111,12 +111,22 @@ def labelled_folder(folder: str | Path, name: str | None = None,
     return result
 
 
-def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int = 0,
-                         augmentation: Augmentation = Augmentation(),
-                         progress: ProgressCallback | None = None) -> LabelledSet:
-    """CIFs listed in ``labels.csv`` (``file``, ``sg_number``), simulated and perturbed as
-    measured patterns would be, with a fixed seed, and rendered on :data:`INDEXING_GRID` as a
-    measured file would be (a model resamples them to its own grid, as it does an upload)."""
+@dataclass
+class SimulatedCifs:
+    """The peak lists of a folder of labelled CIFs (:func:`simulate_cif_folder`), ready to be
+    rendered under any perturbations (:func:`rendered_cif_set`)."""
+
+    name: str
+    sticks: StickBatch           # one row per simulated CIF
+    ids: list[str]
+    labels: np.ndarray
+    skipped: list[tuple[str, str]]
+
+
+def simulate_cif_folder(folder: str | Path, name: str | None = None,
+                        progress: ProgressCallback | None = None) -> SimulatedCifs:
+    """Simulate the CIFs listed in ``labels.csv`` (``file``, ``sg_number``); a CIF that cannot
+    be read or simulated is skipped with its reason."""
     from core.simulation import simulate
     from core.structures import StructureReadError, read_cif
     from core.symmetry import CRYSTAL_SYSTEMS, by_number
@@ -125,35 +135,52 @@ def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int 
 
     folder = Path(folder)
     table = pd.read_csv(folder / "labels.csv")
-    result = LabelledSet(name=name or folder.name)
-    peaks, ids, labels = [], [], []
+    peaks, ids, labels, skipped = [], [], [], []
     for index, (file, number) in enumerate(zip(table["file"], table["sg_number"])):
         try:
             peaks.append(simulate(read_cif(folder / file)))
             ids.append(str(file))
             labels.append(int(number))
         except (StructureReadError, Exception) as exc:  # noqa: BLE001 - one bad CIF is skipped
-            result.skipped.append((str(file), str(exc)))
+            skipped.append((str(file), str(exc)))
         if progress:
             progress(index + 1, len(table))
+    name = name or folder.name
     rows = rows_from_peaklists(peaks, ids, "cif")
     # The label is the file's own, not spglib's re-detection.
     rows["sg_number"] = labels
     rows["crystal_system"] = [by_number(n).crystal_system for n in labels]
-    dataset = Dataset(name=result.name, table=rows, meta={})
-    sticks = stick_batch(dataset, np.arange(len(rows)))
+    sticks = stick_batch(Dataset(name=name, table=rows, meta={}), np.arange(len(rows)))
     # Lattice constraints follow the structure's own conventional cell (spglib's system).
     sticks.system = np.array([CRYSTAL_SYSTEMS.index(by_number(p.sg_number).crystal_system)
                               for p in peaks], dtype=np.int64)
-    profiles = augment_profiles(sticks, INDEXING_GRID, augmentation, np.random.default_rng(seed))
+    return SimulatedCifs(name, sticks, ids, np.asarray(labels, dtype=np.int64), skipped)
+
+
+def rendered_cif_set(simulated: SimulatedCifs, name: str | None = None, seed: int = 0,
+                     augmentation: Augmentation = Augmentation()) -> LabelledSet:
+    """Simulated CIFs perturbed as measured patterns would be, with a fixed seed, and rendered
+    on :data:`INDEXING_GRID` as a measured file would be (a model resamples them to its own
+    grid, as it does an upload)."""
+    profiles = augment_profiles(simulated.sticks, INDEXING_GRID, augmentation,
+                                np.random.default_rng(seed))
     angles = INDEXING_GRID.angles.astype(np.float64)
     angles.flags.writeable = False  # one array, shared by every pattern
-    for pid, profile in zip(ids, profiles):
-        result.patterns.append(MeasuredPattern(
-            name=pid, two_theta=angles, intensity=profile.astype(np.float64) + 1e-6,
-            wavelength=None, sg_number=None, metadata={}, kind="simulated"))
-    result.labels = np.asarray(labels, dtype=np.int64)
-    return result
+    patterns = [MeasuredPattern(name=pid, two_theta=angles,
+                                intensity=profile.astype(np.float64) + 1e-6, wavelength=None,
+                                sg_number=None, metadata={}, kind="simulated")
+                for pid, profile in zip(simulated.ids, profiles)]
+    return LabelledSet(name=name or simulated.name, patterns=patterns,
+                       labels=simulated.labels.copy(), skipped=list(simulated.skipped))
+
+
+def simulated_cif_folder(folder: str | Path, name: str | None = None, seed: int = 0,
+                         augmentation: Augmentation = Augmentation(),
+                         progress: ProgressCallback | None = None) -> LabelledSet:
+    """CIFs listed in ``labels.csv`` (``file``, ``sg_number``), simulated, perturbed and
+    rendered as :func:`rendered_cif_set` does."""
+    return rendered_cif_set(simulate_cif_folder(folder, name, progress), name, seed,
+                            augmentation)
 
 
 def dataset_test_set(dataset: Dataset, validation: float = 0.1, test: float = 0.1,

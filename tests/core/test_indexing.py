@@ -12,7 +12,7 @@ from core.indexing import CellSolution, index_pattern
 from core.peaks import pattern_peaks
 from core.readers import MeasuredPattern
 from core.simulation import simulate
-from tests.core.test_peaks import measured_profile
+from tests.core.known_crystals import STRUCTURES, measured_profile
 
 
 def _lines(structure: Structure, strongest: float = 1.0) -> np.ndarray:
@@ -24,33 +24,6 @@ def _lines(structure: Structure, strongest: float = 1.0) -> np.ndarray:
 def _close(solution: CellSolution, cell: tuple[float, ...], rel: float = 2e-3) -> bool:
     return np.allclose(solution.cell[:3], cell[:3], rtol=rel) and \
         np.allclose(solution.cell[3:], cell[3:], atol=0.2)
-
-
-STRUCTURES = {
-    "rock salt": (Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.640), ["Na", "Cl"],
-                                            [[0, 0, 0], [0.5, 0.5, 0.5]]),
-                  "cubic", "F", (5.640, 5.640, 5.640, 90, 90, 90)),
-    "CsCl": (Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.123), ["Cs", "Cl"],
-                                       [[0, 0, 0], [0.5, 0.5, 0.5]]),
-             "cubic", "P", (4.123, 4.123, 4.123, 90, 90, 90)),
-    "rutile": (Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
-                                         [[0, 0, 0], [0.3048, 0.3048, 0]]),
-               "tetragonal", "P", (4.594, 4.594, 2.959, 90, 90, 90)),
-    "quartz": (Structure.from_spacegroup("P3_221", Lattice.hexagonal(4.913, 5.405), ["Si", "O"],
-                                         [[0.4697, 0, 0], [0.4135, 0.2669, 0.1191]]),
-               "hexagonal", "P", (4.913, 4.913, 5.405, 90, 90, 120)),
-    "corundum": (Structure.from_spacegroup("R-3c", Lattice.hexagonal(4.759, 12.991), ["Al", "O"],
-                                           [[0, 0, 0.3523], [0.3064, 0, 0.25]]),
-                 "hexagonal", "R", (4.759, 4.759, 12.991, 90, 90, 120)),
-    "orthorhombic P": (Structure.from_spacegroup("Pnma", Lattice.orthorhombic(5.21, 6.37, 7.83),
-                                                 ["Mg", "Si", "O"],
-                                                 [[0.13, 0.25, 0.61], [0.41, 0.25, 0.09],
-                                                  [0.29, 0.04, 0.83]]),
-                       "orthorhombic", "P", (5.21, 6.37, 7.83, 90, 90, 90)),
-    "monoclinic P": (Structure.from_spacegroup("P2_1/c", Lattice.monoclinic(5.43, 7.12, 6.28, 103.4),
-                                               ["Zn", "O"], [[0.21, 0.12, 0.37], [0.33, 0.41, 0.08]]),
-                     "monoclinic", "P", (5.43, 7.12, 6.28, 90, 103.4, 90)),
-}
 
 
 @pytest.mark.parametrize("name", list(STRUCTURES))
